@@ -1,0 +1,13 @@
+"""Placeholder entry point: sample_camera is not implemented yet."""
+
+import sys
+
+
+def main(argv=None):
+    """Exit with a clear message instead of pretending to work."""
+    print('sample_camera: not implemented yet (see README.md, Status)', file=sys.stderr)
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

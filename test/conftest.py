@@ -1,0 +1,33 @@
+"""Shared fixtures: the real sample data, and an isolated loopback ROS graph per session."""
+
+import os
+from pathlib import Path
+import random
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get('MONO_DEPTH_SHARED_DATA', REPO_ROOT.parent / 'shared' / 'data'))
+
+# Every ROS process a test starts inherits these: discovery stays on loopback, and a
+# random domain keeps concurrent test sessions on one machine from hearing each other.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random().randint(1, 100)))
+os.environ.setdefault('AMENT_PREFIX_PATH', os.path.dirname(os.path.dirname(
+    os.path.realpath(__import__('sys').executable))))
+
+
+def _require_data() -> bool:
+    return os.environ.get('MONO_DEPTH_REQUIRE_DATA', '') not in ('', '0', 'false')
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """Return ../shared/data; skip when absent, or fail when MONO_DEPTH_REQUIRE_DATA is set."""
+    if not SHARED_DATA.is_dir():
+        message = (f'real sample data not found at {SHARED_DATA} '
+                   '(set MONO_DEPTH_SHARED_DATA to its location)')
+        if _require_data():
+            pytest.fail(message + '; MONO_DEPTH_REQUIRE_DATA is set, so this is an error')
+        pytest.skip(message)
+    return SHARED_DATA
