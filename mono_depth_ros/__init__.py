@@ -1,4 +1,5 @@
-"""mono_depth_ros: metric depth images and point clouds from one RGB camera.
+"""
+mono_depth_ros: metric depth images and point clouds from one RGB camera.
 
 The package is the runtime: importing it never imports torch, rclpy or TensorRT.
 """

@@ -1,4 +1,5 @@
-"""What a depth model needs to run, carried inside the model file.
+"""
+What a depth model needs to run, carried inside the model file.
 
 One schema, three carriers (DESIGN.md):
 

@@ -1,4 +1,5 @@
-"""One small interface for every inference backend, and the selection of one.
+"""
+One small interface for every inference backend, and the selection of one.
 
 A backend turns one preprocessed input tensor (layout and dtype as the model's
 :class:`~mono_depth_ros.model_meta.ModelMeta` says) into the raw network output as a
@@ -16,9 +17,8 @@ import importlib
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
-
 from mono_depth_ros.model_meta import ModelMeta
+import numpy as np
 
 BACKEND_NAMES = ('tensorrt', 'onnxruntime', 'torch')
 PRECISIONS = ('fp32', 'fp16', 'int8')
@@ -124,7 +124,8 @@ def auto_order(model_path: str) -> List[str]:
 
 def create_backend(name: str, model_path: str, precision: str = 'fp32',
                    log: Optional[Callable[[str], None]] = None, **options) -> Backend:
-    """Create the named backend, or with 'auto' the first one that works for this file.
+    """
+    Create the named backend, or with 'auto' the first one that works for this file.
 
     ``log`` receives one line saying which backend was picked and why the better ones
     were skipped. ``options`` go to the backend's constructor (engine_cache_dir, device,
