@@ -50,11 +50,14 @@ _DEFAULT_CACHE = RayCache()
 def valid_depth(depth: np.ndarray, min_depth: float = 0.0,
                 max_depth: float = math.inf) -> np.ndarray:
     """Return a float32 copy of depth with NaN where invalid (non-finite, <= 0, out of range)."""
-    out = np.array(depth, dtype=np.float32, copy=True)
-    with np.errstate(invalid='ignore'):
-        bad = ~np.isfinite(out) | (out <= 0) | (out < min_depth) | (out > max_depth)
-    out[bad] = np.nan
-    return out
+    d = np.asarray(depth, dtype=np.float32)
+    lo = np.float32(max(min_depth, 0.0))
+    hi = np.float32(min(max_depth, float(np.finfo(np.float32).max)))
+    # NaN fails both comparisons, so one expression covers NaN, inf, <= 0 and the range.
+    good = (d >= lo) & (d <= hi)
+    if lo == 0:
+        good &= d > 0
+    return np.where(good, d, np.float32(np.nan))
 
 
 def backproject(depth: np.ndarray, intrinsics: Intrinsics, min_depth: float = 0.0,

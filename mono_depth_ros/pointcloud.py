@@ -15,8 +15,12 @@ fromROSMsg, sensor_msgs_py) read both.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import List, Optional, Tuple
 
+import cv2
+from mono_depth_ros.geometry import RayCache, valid_depth
+from mono_depth_ros.intrinsics import Intrinsics
 import numpy as np
 
 FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
@@ -60,24 +64,66 @@ def pack_cloud(xyz: np.ndarray, rgb: Optional[np.ndarray] = None) -> CloudBuffer
     if rgb.shape[:2] != (h, w):
         raise ValueError(f'rgb is {rgb.shape[:2]} but xyz is {(h, w)}')
     buf = np.empty((h, w, 4), dtype='<f4')
-    buf[..., :3] = xyz
-    buf.view('<u4')[..., 3] = pack_rgb(rgb)
+    for axis in range(3):
+        buf[..., axis] = xyz[..., axis]
+    _write_rgb(buf, rgb)
     return CloudBuffer(h, w, list(XYZRGB_FIELDS), 16, 16 * w, buf.tobytes())
 
 
-def unpack_cloud(cloud: CloudBuffer) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """Inverse of :func:`pack_cloud`: return (xyz (H, W, 3), rgb (H, W, 3) uint8 or None)."""
-    names = [f[0] for f in cloud.fields]
-    offsets = {f[0]: f[1] for f in cloud.fields}
-    raw = np.frombuffer(cloud.data, dtype=np.uint8).reshape(cloud.height, cloud.row_step)
-    points = raw[:, :cloud.width * cloud.point_step].reshape(
-        cloud.height, cloud.width, cloud.point_step)
-    xyz = np.stack([points[..., offsets[n]:offsets[n] + 4].copy().view('<f4')[..., 0]
-                    for n in ('x', 'y', 'z')], axis=-1)
-    if 'rgb' not in names:
-        return xyz, None
-    o = offsets['rgb']
-    packed = points[..., o:o + 4].copy().view('<u4')[..., 0]
-    rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255],
-                   axis=-1).astype(np.uint8)
-    return xyz, rgb
+def _write_rgb(buf: np.ndarray, rgb: np.ndarray) -> None:
+    # BGRA bytes read as a little-endian uint32 are 0xAARRGGBB; clear the alpha byte so the
+    # word is 0x00RRGGBB like depth_image_proc's.
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGRA)
+    word = buf.view('<u4')[..., 3]
+    np.bitwise_and(bgra.view('<u4')[..., 0], np.uint32(0x00FFFFFF), out=word)
+
+
+class CloudPacker:
+    """
+    Back-project depth and pack it, with optional RGB, in one pass into a reused buffer.
+
+    Equivalent to ``pack_cloud(backproject(depth, ...), rgb)`` but writes the points
+    straight into the message layout and keeps that buffer between frames: a fresh 5 MB
+    buffer per frame costs more in page faults than the arithmetic. Not thread-safe: give
+    each worker thread its own packer.
+    """
+
+    def __init__(self, cache: Optional[RayCache] = None):
+        self.cache = cache or RayCache()
+        self._buf: Optional[np.ndarray] = None
+
+    def _buffer(self, h: int, w: int, channels: int) -> np.ndarray:
+        if self._buf is None or self._buf.shape != (h, w, channels):
+            self._buf = np.empty((h, w, channels), dtype='<f4')
+        return self._buf
+
+    def pack(self, depth: np.ndarray, intrinsics: Intrinsics, rgb: Optional[np.ndarray] = None,
+             min_depth: float = 0.0, max_depth: float = math.inf) -> CloudBuffer:
+        """Return the CloudBuffer of depth (metres) seen through intrinsics."""
+        if depth.ndim != 2:
+            raise ValueError(f'depth must be 2-D, got shape {depth.shape}')
+        h, w = depth.shape
+        if (w, h) != (intrinsics.width, intrinsics.height):
+            raise ValueError(f'depth is {w}x{h} but the intrinsics are for '
+                             f'{intrinsics.width}x{intrinsics.height}')
+        if rgb is not None and rgb.shape[:2] != (h, w):
+            raise ValueError(f'rgb is {rgb.shape[:2]} but depth is {(h, w)}')
+        rx, ry = self.cache.get(intrinsics)
+        z = valid_depth(depth, min_depth, max_depth)
+        buf = self._buffer(h, w, 3 if rgb is None else 4)
+        np.multiply(z, rx, out=buf[..., 0])
+        np.multiply(z, ry, out=buf[..., 1])
+        buf[..., 2] = z
+        if rgb is None:
+            return CloudBuffer(h, w, list(XYZ_FIELDS), 12, 12 * w, buf.tobytes())
+        _write_rgb(buf, rgb)
+        return CloudBuffer(h, w, list(XYZRGB_FIELDS), 16, 16 * w, buf.tobytes())
+
+
+_PACKER = CloudPacker()
+
+
+def depth_to_cloud(depth: np.ndarray, intrinsics: Intrinsics, rgb: Optional[np.ndarray] = None,
+                   min_depth: float = 0.0, max_depth: float = math.inf) -> CloudBuffer:
+    """Back-project and pack in one pass (a shared CloudPacker; use your own in threads)."""
+    return _PACKER.pack(depth, intrinsics, rgb, min_depth, max_depth)

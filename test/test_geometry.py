@@ -160,3 +160,18 @@ def test_camera_info_yaml_round_trip(tmp_path):
     (tmp_path / 'bad.yaml').write_text('image_width: 3\n')
     with pytest.raises(IntrinsicsError, match='camera_matrix'):
         load_camera_info_yaml(str(tmp_path / 'bad.yaml'))
+
+
+def test_fused_packer_equals_two_step_and_survives_size_changes():
+    from mono_depth_ros.pointcloud import CloudPacker
+    rng = np.random.default_rng(2)
+    packer = CloudPacker()
+    for intr in (K.resize(64, 48), K.resize(32, 24), K.resize(64, 48)):
+        depth = rng.uniform(0.2, 12.0, (intr.height, intr.width)).astype(np.float32)
+        depth[0, :5] = [np.nan, np.inf, -1.0, 0.0, 11.0]
+        rgb = rng.integers(0, 256, (intr.height, intr.width, 3), dtype=np.uint8)
+        for colour in (None, rgb):
+            fused = packer.pack(depth, intr, colour, 0.5, 10.0)
+            two = pack_cloud(backproject(depth, intr, 0.5, 10.0), colour)
+            assert fused.data == two.data and fused.fields == two.fields
+            assert fused.point_step == two.point_step and fused.row_step == two.row_step
