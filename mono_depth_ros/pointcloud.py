@@ -127,3 +127,20 @@ def depth_to_cloud(depth: np.ndarray, intrinsics: Intrinsics, rgb: Optional[np.n
                    min_depth: float = 0.0, max_depth: float = math.inf) -> CloudBuffer:
     """Back-project and pack in one pass (a shared CloudPacker; use your own in threads)."""
     return _PACKER.pack(depth, intrinsics, rgb, min_depth, max_depth)
+
+
+def unpack_cloud(cloud: CloudBuffer) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Inverse of :func:`pack_cloud`: return (xyz (H, W, 3), rgb (H, W, 3) uint8 or None)."""
+    offsets = {f[0]: f[1] for f in cloud.fields}
+    raw = np.frombuffer(cloud.data, dtype=np.uint8).reshape(cloud.height, cloud.row_step)
+    points = raw[:, :cloud.width * cloud.point_step].reshape(
+        cloud.height, cloud.width, cloud.point_step)
+    xyz = np.stack([points[..., offsets[n]:offsets[n] + 4].copy().view('<f4')[..., 0]
+                    for n in ('x', 'y', 'z')], axis=-1)
+    if 'rgb' not in offsets:
+        return xyz, None
+    o = offsets['rgb']
+    packed = points[..., o:o + 4].copy().view('<u4')[..., 0]
+    rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255],
+                   axis=-1).astype(np.uint8)
+    return xyz, rgb
