@@ -12,6 +12,9 @@ SHARED_DATA = Path(os.environ.get('MONO_DEPTH_SHARED_DATA', REPO_ROOT.parent / '
 # Every ROS process a test starts inherits these: discovery stays on loopback, and a
 # random domain keeps concurrent test sessions on one machine from hearing each other.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+# Large images over Fast DDS lose most best-effort samples with the default transports
+# (MEASURED.md); the LARGE_DATA builtin transports deliver them all. Set before rclpy starts.
+os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random().randint(1, 100)))
 os.environ.setdefault('AMENT_PREFIX_PATH', os.path.dirname(os.path.dirname(
     os.path.realpath(__import__('sys').executable))))
@@ -31,3 +34,12 @@ def shared_data() -> Path:
             pytest.fail(message + '; MONO_DEPTH_REQUIRE_DATA is set, so this is an error')
         pytest.skip(message)
     return SHARED_DATA
+
+
+@pytest.fixture(scope='session')
+def ros():
+    """Initialise rclpy once for the test process."""
+    import rclpy
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()

@@ -1,0 +1,89 @@
+"""ONNX Runtime backend: CPU everywhere, the CUDA execution provider where it is installed."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from mono_depth_ros.backends.base import Backend, BackendError
+from mono_depth_ros.model_meta import ModelMeta, ModelMetaError
+import numpy as np
+
+
+def read_onnx_meta(model_path: str) -> ModelMeta:
+    """Read ModelMeta from an ONNX file's metadata properties (ONNX Runtime only)."""
+    import onnxruntime as ort
+    try:
+        session = ort.InferenceSession(model_path, providers=['CPUExecutionProvider'])
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+        raise BackendError(f'cannot load ONNX model {model_path}: {exc}') from exc
+    return _meta_of(session, model_path)
+
+
+def _meta_of(session, model_path: str) -> ModelMeta:
+    props = session.get_modelmeta().custom_metadata_map
+    try:
+        return ModelMeta.from_onnx_props(props)
+    except ModelMetaError as exc:
+        raise BackendError(f'{model_path}: {exc}') from exc
+
+
+class OnnxRuntimeBackend(Backend):
+    """Run an exported ONNX depth model with ONNX Runtime."""
+
+    name = 'onnxruntime'
+
+    @classmethod
+    def is_available(cls) -> Tuple[bool, str]:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            return False, f'onnxruntime not importable ({exc})'
+        return True, ort.__version__
+
+    @classmethod
+    def from_file(cls, model_path: str, precision: str = 'fp32', device: str = 'auto',
+                  threads: int = 0, **_options) -> 'OnnxRuntimeBackend':
+        if not model_path.lower().endswith('.onnx'):
+            raise BackendError(f'onnxruntime runs .onnx files, not {model_path}')
+        return cls(model_path, precision=precision, device=device, threads=threads)
+
+    def __init__(self, model_path: str, precision: str = 'fp32', device: str = 'auto',
+                 threads: int = 0):
+        import onnxruntime as ort
+        available = ort.get_available_providers()
+        providers = ['CPUExecutionProvider']
+        if device in ('auto', 'cuda') and 'CUDAExecutionProvider' in available:
+            providers.insert(0, 'CUDAExecutionProvider')
+        elif device == 'cuda':
+            raise BackendError('device cuda requested but this onnxruntime has no CUDA '
+                               f'execution provider (has {available})')
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(model_path, sess_options=options,
+                                                providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+            raise BackendError(f'cannot load ONNX model {model_path}: {exc}') from exc
+        meta = _meta_of(self.session, model_path)
+        # ONNX Runtime runs what the file holds; fp16/int8 need a converted model.
+        super().__init__(model_path, meta, 'fp32')
+        self.requested_precision = precision
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise BackendError(f'{model_path}: expected one input, found {len(inputs)}')
+        self._input = inputs[0].name
+        self._output = self.session.get_outputs()[0].name
+        self.providers = self.session.get_providers()
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        out = self.session.run([self._output], {self._input: tensor})[0]
+        return np.asarray(out, dtype=np.float32).reshape(out.shape[-2:])
+
+    def describe(self) -> str:
+        import onnxruntime as ort
+        provider = self.providers[0].replace('ExecutionProvider', '')
+        note = '' if self.requested_precision == 'fp32' else (
+            f' (requested {self.requested_precision}; ONNX Runtime runs the file as stored)')
+        return f'onnxruntime {ort.__version__} {provider} fp32{note}'
