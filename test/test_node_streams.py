@@ -1,0 +1,181 @@
+"""depth_node as a robot runs it: compressed input, namespaces, lazy outputs, slow models."""
+
+import time
+
+import cv2
+from mono_depth_ros import ros_io
+from mono_depth_ros.intrinsics import Intrinsics
+import numpy as np
+from onnx_models import brightness_model
+import pytest
+from ros_harness import grey, Harness, Process
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+
+pytestmark = pytest.mark.ros
+
+H, W = 24, 32
+INTR = Intrinsics(30.0, 28.0, 15.2, 11.7, W, H)
+
+
+def start(name, model, log_dir, *extra, namespace=''):
+    args = ['-r', f'__node:={name}', '-p', f'model_path:={model}',
+            '-p', 'diagnostics_period:=0.2', *extra]
+    if namespace:
+        args += ['-r', f'__ns:={namespace}']
+    return Process('depth_node', args, str(log_dir), tag=name)
+
+
+def test_two_namespaced_nodes_raw_and_compressed_with_corrupt_jpeg(ros, tmp_path):
+    model = tmp_path / 'm.onnx'
+    brightness_model(model, H, W)
+    raw = start('depth', model, tmp_path, namespace='/cam_left')
+    comp = start('depth', model, tmp_path, '-p', 'input_transport:=compressed',
+                 namespace='/cam_right')
+    left, right = Harness('h_left', '/cam_left'), Harness('h_right', '/cam_right')
+    try:
+        for h in (left, right):
+            h.subscribe('depth', Image)
+        left.wait_connected('raw')
+        right.wait_connected('compressed')
+        left.send(grey(50), INTR)
+        right.send(grey(220), INTR, compressed=True)
+        for h in (left, right):
+            h.wait_for(lambda h=h: h.received['depth'], 15, 'depth')
+        # Each camera's depth comes from its own image: no cross-talk between namespaces.
+        d_left = ros_io.depth_from_image(left.received['depth'][-1])
+        d_right = ros_io.depth_from_image(right.received['depth'][-1])
+        assert np.allclose(d_left, 4 * 50 / 255 + 1, atol=1e-4)
+        assert np.allclose(d_right, 4 * 220 / 255 + 1, atol=0.05)  # jpeg rounding
+        # A truncated JPEG is counted and skipped; the next good one is processed.
+        header = right.header(right.now_ns())
+        good = ros_io.rgb_to_compressed(grey(220), header)
+        cut = CompressedImage(header=header, format='jpeg')
+        cut.data = bytes(good.data)[:len(good.data) // 2]
+        right.pub_compressed.publish(cut)
+        right.wait_for(lambda: right.diag('/cam_right/depth').get('bad_corrupt_image', 0) >= 1,
+                       10, 'corrupt jpeg counted')
+        right.received['depth'].clear()
+        right.send(grey(10), INTR, compressed=True)
+        right.wait_for(lambda: right.received['depth'], 10, 'depth after a corrupt jpeg')
+        assert comp.alive() and raw.alive()
+    finally:
+        left.destroy()
+        right.destroy()
+        assert raw.stop() == 0 and comp.stop() == 0
+
+
+def test_lazy_outputs_cost_nothing_without_subscribers(ros, tmp_path):
+    model = tmp_path / 'm.onnx'
+    brightness_model(model, H, W)
+    proc = start('depth_lazy', model, tmp_path)
+    harness = Harness('h_lazy')
+    try:
+        harness.wait_connected()
+        for _ in range(3):  # nobody listens at all: no inference either
+            harness.send(grey(80), INTR)
+            harness.spin(0.1)
+        harness.wait_for(lambda: harness.diag('/depth_lazy').get('skipped_no_subscribers', 0)
+                         >= 3, 10, 'skipped frames')
+        assert harness.diag('/depth_lazy').get('frames_out', 0) == 0
+        harness.subscribe('depth', Image)
+        harness.wait_connected()
+        for _ in range(3):
+            harness.send(grey(80), INTR)
+            harness.spin(0.1)
+        harness.wait_for(lambda: harness.diag('/depth_lazy').get('frames_out', 0) >= 3, 10,
+                         'frames out')
+        diag = harness.diag('/depth_lazy')
+        assert diag['points_computed'] == 0 and diag['colored_computed'] == 0
+        harness.subscribe('points', PointCloud2)
+        harness.wait_connected()
+        harness.send(grey(80), INTR)
+        harness.wait_for(lambda: harness.received['points'], 10, 'points once subscribed')
+        harness.wait_for(lambda: harness.diag('/depth_lazy').get('points_computed', 0) >= 1, 10,
+                         'points counted')
+        assert harness.diag('/depth_lazy')['colored_computed'] == 0
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0
+
+
+def test_nan_from_the_model_is_never_published(ros, tmp_path):
+    model = tmp_path / 'nan.onnx'
+    brightness_model(model, H, W, kind='nan')
+    proc = start('depth_nan', model, tmp_path)
+    harness = Harness('h_nan')
+    harness.subscribe('depth', Image)
+    try:
+        harness.wait_connected()
+        harness.send(grey(80), INTR)
+        harness.wait_for(lambda: harness.diag('/depth_nan').get('bad_model_nonfinite', 0) >= 1,
+                         10, 'nonfinite counted')
+        harness.spin(0.3)
+        assert harness.received['depth'] == [] and proc.alive()
+        assert 'NaN/Inf' in proc.output()
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0
+
+
+def test_frame_dropping_bounds_latency_and_memory(ros, tmp_path):
+    model = tmp_path / 'slow.onnx'
+    brightness_model(model, H, W, slow_matmuls=40)
+    proc = start('depth_slow', model, tmp_path)
+    harness = Harness('h_slow')
+    harness.subscribe('depth', Image)
+    try:
+        harness.wait_connected()
+        harness.send(grey(30), INTR)
+        harness.wait_for(lambda: harness.received['depth'], 20, 'first depth')
+        rss0 = proc.rss_mb()
+        end = time.monotonic() + 5.0
+        sent = 0
+        while time.monotonic() < end:  # 60 Hz camera
+            harness.send(grey(30 + sent % 100), INTR)
+            sent += 1
+            harness.spin(1 / 60)
+        harness.spin(1.0)
+        diag = harness.diag('/depth_slow')
+        received = len(harness.received['depth'])
+        rss1 = proc.rss_mb()
+        assert diag['dropped'] > 0.3 * sent, diag
+        assert received < 0.7 * sent
+        assert diag['frames_out'] >= 5
+        # Only the newest frame is processed, so latency is about one inference, not a queue
+        # that grows for 5 s.
+        assert diag['latency_p95_ms'] < 1500, diag
+        assert rss1 - rss0 < 40, f'RSS grew {rss0:.0f} -> {rss1:.0f} MB'
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize('dataset', ['redwood', 'tum'])
+def test_real_images_flow_end_to_end(ros, tmp_path, shared_data, dataset):
+    if dataset == 'redwood':
+        bgr = cv2.imread(str(shared_data / 'redwood' / 'color' / '00000.jpg'))
+        intr = Intrinsics(525.0, 525.0, 319.5, 239.5, bgr.shape[1], bgr.shape[0])
+    else:
+        bgr = cv2.imread(str(shared_data / 'tum' / 'TUM_color.png'))
+        intr = Intrinsics(517.3, 516.5, 318.6, 255.3, bgr.shape[1], bgr.shape[0])
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    proc = Process('depth_node', ['-r', f'__node:=depth_{dataset}', '-p', 'points_rgb:=true'],
+                   str(tmp_path))  # the bundled model
+    harness = Harness(f'h_{dataset}')
+    harness.subscribe('depth', Image)
+    harness.subscribe('points', PointCloud2)
+    try:
+        harness.wait_connected()
+        harness.send(rgb, intr, encoding='bgr8')
+        harness.wait_for(lambda: harness.received['depth'] and harness.received['points'], 20,
+                         'depth and points for a real image')
+        depth = ros_io.depth_from_image(harness.received['depth'][-1])
+        assert depth.shape == rgb.shape[:2]
+        valid = np.isfinite(depth)
+        assert valid.mean() > 0.5 and 0.1 < np.nanmedian(depth) < 10.0
+        cloud = harness.received['points'][-1]
+        assert (cloud.height, cloud.width) == (rgb.shape[0] // 2, rgb.shape[1] // 2)
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0, proc.output()
