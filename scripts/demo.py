@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""
+The demo: a synthetic camera, depth_node with the bundled model, a recording and a preview.
+
+Starts ``sample_camera`` (a camera moving through procedural rooms, which also publishes the
+exact ground-truth depth) and ``depth_node`` as processes, records every topic for a few
+seconds into an MCAP file (opens in Foxglove, plays with ``ros2 bag play``), writes
+``preview.png`` (input | predicted depth | ground truth | point cloud) and prints a summary.
+"""
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+
+import cv2  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from mono_depth_ros import ros_io  # noqa: E402
+from mono_depth_ros.atomic import atomic_path  # noqa: E402
+from mono_depth_ros.colormap import colorize_depth  # noqa: E402
+from mono_depth_ros.pointcloud import unpack_cloud  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+
+TOPICS = {
+    '/image': Image, '/camera_info': CameraInfo, '/depth': Image,
+    '/depth/camera_info': CameraInfo, '/depth/colored': Image, '/points': PointCloud2,
+    '/ground_truth/depth': Image, '/diagnostics': DiagnosticArray,
+}
+BUILTIN = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16',
+           'int32', 'uint32', 'int64', 'uint64', 'string', 'wstring'}
+
+
+# -- MCAP with ros2msg schemas ------------------------------------------------------------------
+def msg_search_path():
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    return prefixes + [sys.prefix]
+
+
+def msg_text(full_type):
+    """Return the .msg definition of 'pkg/msg/Type' from an installed share/ folder."""
+    pkg, _, name = full_type.split('/')
+    for prefix in msg_search_path():
+        path = os.path.join(prefix, 'share', pkg, 'msg', name + '.msg')
+        if os.path.isfile(path):
+            with open(path, encoding='utf-8') as handle:
+                return handle.read()
+    raise FileNotFoundError(f'no .msg definition for {full_type} under {msg_search_path()}')
+
+
+def dependencies(pkg, text):
+    deps = []
+    for line in text.splitlines():
+        line = line.split('#', 1)[0].strip()
+        if not line:
+            continue
+        field_type = re.split(r'[\s<\[]', line, maxsplit=1)[0]
+        if '=' in line.split()[1] if len(line.split()) > 1 else False:
+            continue  # constant
+        if field_type in BUILTIN or field_type.startswith('string<'):
+            continue
+        if '/' in field_type:
+            dep_pkg, dep_name = field_type.split('/')[0], field_type.split('/')[-1]
+        else:
+            dep_pkg, dep_name = pkg, field_type
+        deps.append(f'{dep_pkg}/msg/{dep_name}')
+    return deps
+
+
+def schema_text(full_type):
+    """Concatenate a type's definition and its dependencies (the ros2msg MCAP convention)."""
+    main = msg_text(full_type)
+    parts, seen, queue = [main], {full_type}, dependencies(full_type.split('/')[0], main)
+    while queue:
+        dep = queue.pop(0)
+        if dep in seen:
+            continue
+        seen.add(dep)
+        text = msg_text(dep)
+        pkg, _, name = dep.split('/')
+        parts.append('=' * 80 + f'\nMSG: {pkg}/{name}\n' + text)
+        queue.extend(dependencies(pkg, text))
+    return '\n'.join(parts)
+
+
+class Recorder:
+    """Write raw CDR messages to MCAP as they arrive."""
+
+    def __init__(self, path):
+        from mcap.writer import Writer
+        self._handle = open(path, 'wb')
+        self.writer = Writer(self._handle)
+        self.writer.start(profile='ros2', library='mono_depth_ros demo')
+        self.channels = {}
+        self.count = 0
+
+    def channel(self, topic, msg_type):
+        if topic not in self.channels:
+            full = f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
+            schema = self.writer.register_schema(name=full, encoding='ros2msg',
+                                                 data=schema_text(full).encode())
+            self.channels[topic] = self.writer.register_channel(
+                topic=topic, message_encoding='cdr', schema_id=schema)
+        return self.channels[topic]
+
+    def write(self, topic, msg_type, data, stamp_ns):
+        self.writer.add_message(channel_id=self.channel(topic, msg_type), log_time=stamp_ns,
+                                data=data, publish_time=stamp_ns, sequence=self.count)
+        self.count += 1
+
+    def close(self):
+        self.writer.finish()
+        self._handle.close()
+
+
+# -- preview --------------------------------------------------------------------------------------
+def render_cloud(xyz, rgb, size=(320, 240)):
+    """Render an organized cloud from above and to the side, with a z-buffer."""
+    pts = xyz.reshape(-1, 3)
+    col = rgb.reshape(-1, 3) if rgb is not None else np.full((len(pts), 3), 200, np.uint8)
+    keep = np.isfinite(pts).all(1)
+    pts, col = pts[keep].astype(np.float64), col[keep]
+    if len(pts) == 0:
+        return np.zeros((size[1], size[0], 3), np.uint8)
+    centre = np.median(pts, axis=0)
+    a, b = np.radians(35.0), np.radians(-30.0)  # pitch down, yaw
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    p = (pts - centre) @ (rx @ ry).T + np.array([0.0, 0.0, 1.1 * np.linalg.norm(
+        np.percentile(pts, 95, 0) - np.percentile(pts, 5, 0)) + 0.5])
+    f = 0.9 * size[0]
+    front = p[:, 2] > 0.1
+    p, col = p[front], col[front]
+    u = np.round(p[:, 0] / p[:, 2] * f + size[0] / 2).astype(int)
+    v = np.round(p[:, 1] / p[:, 2] * f + size[1] / 2).astype(int)
+    ok = (u >= 0) & (u < size[0]) & (v >= 0) & (v < size[1])
+    order = np.argsort(-p[ok, 2])  # far first, near overwrites
+    image = np.full((size[1], size[0], 3), 30, np.uint8)
+    uu, vv, cc = u[ok][order], v[ok][order], col[ok][order]
+    for du in (0, 1):
+        for dv in (0, 1):
+            image[np.clip(vv + dv, 0, size[1] - 1), np.clip(uu + du, 0, size[0] - 1)] = cc
+    return image
+
+
+def label(image, text):
+    out = cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA)
+    cv2.rectangle(out, (0, 0), (320, 22), (0, 0, 0), -1)
+    cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    parser.add_argument('--output-dir', default='out/demo')
+    parser.add_argument('--seconds', type=float, default=8.0)
+    parser.add_argument('--rate', type=float, default=10.0)
+    parser.add_argument('--model', default='', help='model file (default: the bundled one)')
+    args = parser.parse_args()
+    os.makedirs(args.output_dir, exist_ok=True)
+    bin_dir = os.path.dirname(sys.executable)
+    os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))
+    logs = {name: open(os.path.join(args.output_dir, f'{name}.log'), 'w')
+            for name in ('sample_camera', 'depth_node')}
+    camera = subprocess.Popen(
+        [os.path.join(bin_dir, 'sample_camera'), '--ros-args', '-p', f'rate_hz:={args.rate}',
+         '-p', 'synthetic_frames:=40', '-p', 'seed:=7', '-p', 'reliability:=reliable'],
+        stdout=logs['sample_camera'], stderr=subprocess.STDOUT)
+    # Reliable end to end: a recording should hold every frame (a reliable publisher also
+    # serves best-effort subscribers such as RViz's defaults).
+    node_args = [os.path.join(bin_dir, 'depth_node'), '--ros-args', '-p',
+                 'qos_reliability:=reliable', '-p', 'output_reliability:=reliable']
+    if args.model:
+        node_args += ['-p', f'model_path:={args.model}']
+    node = subprocess.Popen(node_args, stdout=logs['depth_node'], stderr=subprocess.STDOUT)
+
+    rclpy.init()
+    recorder_node = rclpy.create_node('demo_recorder')
+    mcap_path = os.path.join(args.output_dir, 'demo.mcap')
+    recorder = Recorder(mcap_path + '.tmp')
+    latest, stamps, latencies, ground_truth, scores = {}, {}, [], {}, []
+    counts = {t: 0 for t in TOPICS}
+
+    def callback(topic, msg_type):
+        def on_message(data):
+            now = time.time_ns()
+            recorder.write(topic, msg_type, data, now)
+            counts[topic] += 1
+            if topic in ('/depth', '/ground_truth/depth', '/points', '/image'):
+                msg = deserialize_message(data, msg_type)
+                latest[topic] = msg
+                stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+                if topic == '/depth':
+                    latencies.append((now - stamp) / 1e6)
+                    stamps[stamp] = msg
+                elif topic == '/ground_truth/depth':
+                    ground_truth[stamp] = msg
+                elif topic == '/image':
+                    stamps.setdefault(('image', stamp), msg)
+        return on_message
+
+    for topic, msg_type in TOPICS.items():
+        qos = QoSProfile(depth=30, reliability=ReliabilityPolicy.RELIABLE,
+                         history=HistoryPolicy.KEEP_LAST)
+        recorder_node.create_subscription(msg_type, topic, callback(topic, msg_type), qos,
+                                          raw=True)
+    print(f'demo: recording {args.seconds:.0f} s of synthetic camera -> depth_node ...',
+          flush=True)
+    start = time.monotonic()
+    deadline = start + args.seconds + 60.0  # start-up (rendering, model load) not counted
+    recording_since = None
+    while time.monotonic() < deadline:
+        rclpy.spin_once(recorder_node, timeout_sec=0.05)
+        if node.poll() is not None or camera.poll() is not None:
+            break
+        if recording_since is None and counts['/depth'] > 0:
+            recording_since = time.monotonic()
+            for topic in counts:
+                counts[topic] = 0
+            latencies.clear()
+        if recording_since is not None and time.monotonic() - recording_since > args.seconds:
+            break
+    elapsed = time.monotonic() - (recording_since or start)
+    for proc in (camera, node):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    codes = [proc.wait(15) for proc in (camera, node)]
+    recorder.close()
+    os.replace(mcap_path + '.tmp', mcap_path)
+    recorder_node.destroy_node()
+    rclpy.try_shutdown()
+    if counts['/depth'] == 0:
+        for name in logs:
+            logs[name].close()
+            print(open(os.path.join(args.output_dir, f'{name}.log')).read())
+        print('demo: FAILED, no depth images were received')
+        return 1
+
+    for stamp, depth_msg in stamps.items():
+        if isinstance(stamp, int) and stamp in ground_truth:
+            pred = ros_io.depth_from_image(depth_msg)
+            gt = ros_io.depth_from_image(ground_truth[stamp])
+            ok = np.isfinite(pred) & np.isfinite(gt) & (gt > 0)
+            if ok.any():
+                ratio = np.maximum(pred[ok] / gt[ok], gt[ok] / pred[ok])
+                scores.append((np.mean(np.abs(pred[ok] - gt[ok]) / gt[ok]),
+                               np.mean(ratio < 1.25), ok.mean()))
+    paired = [s for s in stamps if isinstance(s, int) and s in ground_truth]
+    stamp = paired[-1] if paired else max(s for s in stamps if isinstance(s, int))
+    depth = ros_io.depth_from_image(stamps[stamp])
+    image_msg = stamps.get(('image', stamp), latest.get('/image'))
+    rgb = ros_io.image_to_rgb(image_msg) if image_msg is not None else np.zeros(
+        depth.shape + (3,), np.uint8)
+    lo, hi = 0.5, 8.0  # room scale, for viewing
+    panels = [label(rgb, 'input (synthetic camera)'),
+              label(colorize_depth(depth, lo, hi), 'predicted depth')]
+    if stamp in ground_truth:
+        panels.append(label(colorize_depth(ros_io.depth_from_image(ground_truth[stamp]), lo, hi),
+                            'ground truth'))
+    if '/points' in latest:
+        xyz, colour = unpack_cloud(ros_io.cloud_from_msg(latest['/points']))
+        panels.append(label(render_cloud(xyz, colour), 'point cloud (points)'))
+    preview = os.path.join(args.output_dir, 'preview.png')
+    with atomic_path(preview) as tmp:
+        cv2.imwrite(tmp + '.png', cv2.cvtColor(np.hstack(panels), cv2.COLOR_RGB2BGR))
+        os.replace(tmp + '.png', tmp)
+
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    print('\n== mono_depth_ros demo ==')
+    print(f'frames in (image):        {counts["/image"]}')
+    print(f'frames out (depth):       {counts["/depth"]}  (points: {counts["/points"]}, '
+          f'colored: {counts["/depth/colored"]})')
+    print(f'output rate:              {counts["/depth"] / elapsed:.1f} Hz '
+          f'(camera at {args.rate:.0f} Hz)')
+    print(f'latency stamp->receipt:   p50 {np.percentile(lat, 50):.1f} ms, '
+          f'p95 {np.percentile(lat, 95):.1f} ms')
+    if scores:
+        s = np.array(scores)
+        print(f'accuracy vs ground truth: abs_rel {s[:, 0].mean():.3f}, d1 {s[:, 1].mean():.3f}'
+              f' over {len(s)} frames (valid share {s[:, 2].mean():.2f})')
+    print(f'recording:                {mcap_path} ({recorder.count} messages, '
+          f'{os.path.getsize(mcap_path) / 1e6:.1f} MB)')
+    print(f'preview:                  {preview}')
+    print(f'exit codes:               sample_camera {codes[0]}, depth_node {codes[1]}')
+    for handle in logs.values():
+        handle.close()
+    return 0 if all(c == 0 for c in codes) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
