@@ -262,12 +262,14 @@ def main():
     image_msg = stamps.get(('image', stamp), latest.get('/image'))
     rgb = ros_io.image_to_rgb(image_msg) if image_msg is not None else np.zeros(
         depth.shape + (3,), np.uint8)
-    lo, hi = 0.5, 8.0  # room scale, for viewing
+    # One colour scale for prediction and ground truth, spanning what the scene holds.
+    ref = ros_io.depth_from_image(ground_truth[stamp]) if stamp in ground_truth else depth
+    lo = max(0.1, float(np.nanpercentile(ref, 2)) * 0.8)
+    hi = max(lo + 0.5, float(np.nanpercentile(ref, 98)) * 1.2)
     panels = [label(rgb, 'input (synthetic camera)'),
-              label(colorize_depth(depth, lo, hi), 'predicted depth')]
+              label(colorize_depth(depth, lo, hi, inverse=False), 'predicted depth')]
     if stamp in ground_truth:
-        panels.append(label(colorize_depth(ros_io.depth_from_image(ground_truth[stamp]), lo, hi),
-                            'ground truth'))
+        panels.append(label(colorize_depth(ref, lo, hi, inverse=False), 'ground truth'))
     if '/points' in latest:
         xyz, colour = unpack_cloud(ros_io.cloud_from_msg(latest['/points']))
         panels.append(label(render_cloud(xyz, colour), 'point cloud (points)'))

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""
+Drive depth_node with a 30 Hz 640x480 stream and report what it costs.
+
+Prints the output rate, latency p50/p95 (input stamp to receipt here), the node's per-stage
+times (from its /diagnostics), its overhead (everything but inference) as a share of frame
+time, and its memory at the start and the end of the run.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from mono_depth_ros import ros_io  # noqa: E402
+from mono_depth_ros.synthetic import SyntheticStream  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+
+def rss_mb(pid):
+    with open(f'/proc/{pid}/status') as handle:
+        for line in handle:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024.0
+    return float('nan')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    parser.add_argument('--seconds', type=float, default=30.0)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--model', default='')
+    parser.add_argument('--no-points', action='store_true', help='do not subscribe to points')
+    args = parser.parse_args()
+    os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))
+    stream = SyntheticStream(args.width, args.height, seed=3, frames_per_room=30)
+    frames = [stream.frame(i) for i in range(30)]
+    intr = stream.intrinsics
+
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'depth_node'), '--ros-args',
+           '-p', 'diagnostics_period:=1.0']
+    if args.model:
+        cmd += ['-p', f'model_path:={args.model}']
+    log = open('/tmp/bench_node_depth_node.log', 'w')
+    node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    node = rclpy.create_node('bench_driver')
+    pub_img = node.create_publisher(Image, 'image', qos_profile_sensor_data)
+    pub_info = node.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
+    latencies, diag = [], {}
+
+    def on_depth(msg):
+        stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+        latencies.append((node.get_clock().now().nanoseconds - stamp) / 1e6)
+
+    def on_diag(msg):
+        for status in msg.status:
+            if status.name.startswith('/depth_node'):
+                diag.update({kv.key: kv.value for kv in status.values})
+
+    node.create_subscription(Image, 'depth', on_depth, qos_profile_sensor_data)
+    if not args.no_points:
+        node.create_subscription(PointCloud2, 'points', lambda m: None, qos_profile_sensor_data)
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
+    prebuilt = [ros_io.rgb_to_image(f.rgb, Header(frame_id='camera_optical_frame'))
+                for f in frames]
+    while pub_img.get_subscription_count() == 0:
+        rclpy.spin_once(node, timeout_sec=0.1)
+        if node_proc.poll() is not None:
+            print(open('/tmp/bench_node_depth_node.log').read())
+            return 1
+    print(f'driving depth_node with {args.width}x{args.height} rgb8 at {args.rate:.0f} Hz for '
+          f'{args.seconds:.0f} s ({"depth + points" if not args.no_points else "depth"} '
+          'subscribed)', flush=True)
+    warm_end = time.monotonic() + 3.0
+    period = 1.0 / args.rate
+    sent, rss_start, next_t = 0, None, time.monotonic()
+    end = warm_end + args.seconds
+    while time.monotonic() < end:
+        now = time.monotonic()
+        if now >= next_t:
+            msg = prebuilt[sent % len(prebuilt)]
+            ns = node.get_clock().now().nanoseconds
+            msg.header.stamp = Time(sec=ns // 10 ** 9, nanosec=ns % 10 ** 9)
+            pub_info.publish(ros_io.camera_info(intr, msg.header))
+            pub_img.publish(msg)
+            sent += 1
+            next_t += period
+        if rss_start is None and now > warm_end:
+            rss_start = rss_mb(node_proc.pid)
+            latencies.clear()
+            sent_at_start = sent
+            t_start = now
+        rclpy.spin_once(node, timeout_sec=max(0.0, min(period, next_t - time.monotonic())))
+    rss_end = rss_mb(node_proc.pid)
+    elapsed = time.monotonic() - t_start
+    node_proc.send_signal(signal.SIGINT)
+    code = node_proc.wait(15)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+    def ms(key):
+        try:
+            return float(diag.get(key, 'nan'))
+        except ValueError:
+            return float('nan')
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    stages = ('decode', 'preprocess', 'inference', 'postprocess', 'colored', 'cloud', 'publish')
+    times = {s: ms(f'{s}_ms') for s in stages}
+    frame = ms('frame_time_mean_ms')
+    overhead = frame - times['inference']
+    print(f'\nbackend: {diag.get("backend", "?")}')
+    print(f'frames sent {sent - sent_at_start}, depth received {len(latencies)}, '
+          f'output rate {len(latencies) / elapsed:.1f} Hz; node: frames_in '
+          f'{diag.get("frames_in")}, dropped {diag.get("dropped")}')
+    print(f'latency input stamp -> receipt: p50 {np.percentile(lat, 50):.1f} ms, '
+          f'p95 {np.percentile(lat, 95):.1f} ms')
+    stage_text = ', '.join(f'{s} {v:.2f}' for s, v in times.items() if not np.isnan(v))
+    print(f'per-stage mean ms: {stage_text}')
+    print(f'frame time {frame:.1f} ms; overhead (all but inference) {overhead:.1f} ms = '
+          f'{100 * overhead / frame:.0f}% of frame time')
+    print(f'depth_node RSS: {rss_start:.0f} MB after warm-up, {rss_end:.0f} MB at the end '
+          f'({rss_end - rss_start:+.1f} MB over {elapsed:.0f} s); exit code {code}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
