@@ -97,10 +97,12 @@ class Postprocessor:
         factor = self.focal_scale(camera)
         if factor != 1.0:
             depth *= np.float32(factor)
+        lo, hi = np.float32(self.min_depth), np.float32(self.max_depth)
+        # Mark out-of-range pixels at the model resolution (cheap), then resize: linear
+        # interpolation spreads NaN to the neighbours it touches, so no output pixel mixes
+        # a valid depth with an invalid one.
+        depth[~((depth >= lo) & (depth <= hi))] = np.float32(math.nan)
         h, w = depth.shape
         if (w, h) != tuple(out_size):
-            # Linear is smooth inside surfaces; the range test below removes the few
-            # out-of-range mixtures it makes at invalid pixels.
             depth = cv2.resize(depth, tuple(out_size), interpolation=cv2.INTER_LINEAR)
-        good = (depth >= np.float32(self.min_depth)) & (depth <= np.float32(self.max_depth))
-        return np.where(good, depth, np.float32(math.nan))
+        return depth
