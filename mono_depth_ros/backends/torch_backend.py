@@ -1,0 +1,235 @@
+"""
+PyTorch backend: a training checkpoint or a TorchScript file, on CPU or CUDA.
+
+It takes the same input tensor as the ONNX graph (uint8 RGB NHWC by default) and applies
+the same cast/permute/normalise in torch (:func:`graph_module`, which the ONNX export
+wraps too), so every backend is fed alike. On CUDA: fp16, channels_last, and optionally a
+CUDA graph captured for the fixed input shape after warm-up, which removes the per-kernel
+launch cost that dominates small models at batch 1.
+
+torch is imported lazily: the runtime package must import without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Tuple
+
+from mono_depth_ros.backends.base import Backend, BackendError
+from mono_depth_ros.model_meta import ModelMeta, ModelMetaError
+import numpy as np
+
+TORCHSCRIPT_META = 'meta.json'
+TORCHSCRIPT_EXTENSIONS = ('.ts', '.torchscript', '.jit')
+
+
+def graph_module(model, meta: ModelMeta):
+    """
+    Wrap a network so it takes the model-file input (meta's dtype/layout) and returns raw depth.
+
+    uint8 -> float / 255 -> (x - mean) / std inside the module when ``normalize_in_graph``;
+    NHWC is permuted to NCHW. The output is (N, 1, H, W).
+    """
+    import torch
+
+    class GraphModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+            self.nhwc = meta.input_layout == 'NHWC'
+            self.uint8 = meta.input_dtype == 'uint8'
+            self.normalize = meta.normalize_in_graph
+            mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, 3, 1, 1)
+            std = torch.tensor(meta.std, dtype=torch.float32).view(1, 3, 1, 1)
+            # Folded into one multiply-add: x * scale + bias == (x / 255 - mean) / std.
+            divisor = 255.0 if self.uint8 else 1.0
+            self.register_buffer('scale', 1.0 / (std * divisor))
+            self.register_buffer('bias', -mean / std)
+
+        def forward(self, image):
+            x = image.permute(0, 3, 1, 2) if self.nhwc else image
+            x = x.to(self.scale.dtype)
+            if self.normalize:
+                x = x * self.scale + self.bias
+            elif self.uint8:
+                x = x / 255.0
+            y = self.net(x)
+            if y.dim() == 3:
+                y = y.unsqueeze(1)
+            return y
+
+    return GraphModule()
+
+
+def torch_available() -> Tuple[bool, str]:
+    """Return (True, version) when torch imports, else (False, reason)."""
+    try:
+        import torch
+    except ImportError as exc:
+        return False, f'torch not importable ({exc})'
+    return True, torch.__version__
+
+
+def load_torch_model(path: str, map_location='cpu'):
+    """Return (network in eval mode, ModelMeta, kind) from a checkpoint or TorchScript file."""
+    if not os.path.isfile(path):
+        raise BackendError(f'model file not found: {path}')
+    ext = os.path.splitext(path)[1].lower()
+    if ext in TORCHSCRIPT_EXTENSIONS:
+        return _load_torchscript(path, map_location)
+    try:
+        from training.checkpoint import load_model
+    except ImportError as exc:
+        # A TorchScript file may also carry a .pt extension; try it before giving up.
+        try:
+            return _load_torchscript(path, map_location)
+        except BackendError:
+            pass
+        raise BackendError(
+            f'{path} is a training checkpoint, which needs the training package (run from a '
+            'source checkout) - or export it with training/export_onnx.py --torchscript') from exc
+    try:
+        model, meta = load_model(path, map_location=map_location)
+    except Exception as exc:  # noqa: BLE001 - weights_only loads raise many types
+        try:
+            return _load_torchscript(path, map_location)
+        except BackendError:
+            raise BackendError(f'cannot load checkpoint {path}: {exc}') from exc
+    if not isinstance(meta, ModelMeta):
+        meta = ModelMeta.from_dict(meta)
+    return model.eval(), meta, 'checkpoint'
+
+
+def _load_torchscript(path: str, map_location):
+    import torch
+    extra = {TORCHSCRIPT_META: ''}
+    try:
+        module = torch.jit.load(path, map_location=map_location, _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001 - RuntimeError or pickle errors
+        raise BackendError(f'cannot load TorchScript {path}: {exc}') from exc
+    text = extra[TORCHSCRIPT_META]
+    if isinstance(text, bytes):
+        text = text.decode('utf-8')
+    if not text:
+        raise BackendError(f'{path} has no {TORCHSCRIPT_META}: export it with '
+                           'training/export_onnx.py --torchscript')
+    try:
+        meta = ModelMeta.from_dict(json.loads(text))
+    except (ValueError, ModelMetaError) as exc:
+        raise BackendError(f'{path}: bad {TORCHSCRIPT_META}: {exc}') from exc
+    return module.eval(), meta, 'torchscript'
+
+
+class TorchBackend(Backend):
+    """Run a depth network with PyTorch (checkpoint or TorchScript)."""
+
+    name = 'torch'
+
+    @classmethod
+    def is_available(cls) -> Tuple[bool, str]:
+        return torch_available()
+
+    @classmethod
+    def from_file(cls, model_path: str, precision: str = 'fp32', device: str = 'auto',
+                  channels_last: bool = True, cuda_graphs: bool = False,
+                  **_options) -> 'TorchBackend':
+        ok, why = torch_available()
+        if not ok:
+            raise BackendError(why)
+        if model_path.lower().endswith('.onnx'):
+            raise BackendError('the torch backend runs checkpoints or TorchScript, not ONNX')
+        return cls(model_path, precision, device, channels_last, cuda_graphs)
+
+    def __init__(self, model_path: str, precision: str = 'fp32', device: str = 'auto',
+                 channels_last: bool = True, cuda_graphs: bool = False):
+        import torch
+        if device == 'auto':
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        if device.startswith('cuda') and not torch.cuda.is_available():
+            raise BackendError('device cuda requested but torch sees no CUDA device')
+        if precision == 'int8':
+            raise BackendError('the torch backend runs fp32 or fp16 (int8 needs TensorRT)')
+        if precision == 'fp16' and not device.startswith('cuda'):
+            raise BackendError('fp16 needs CUDA in the torch backend (CPU half convolutions '
+                               'are slow or missing)')
+        net, meta, self.kind = load_torch_model(model_path, map_location=device)
+        super().__init__(model_path, meta, precision)
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if precision == 'fp16' else torch.float32
+        module = net if self.kind == 'torchscript' else graph_module(net, meta)
+        module = module.to(self.device).eval()
+        if self.dtype == torch.float16:
+            module = module.half()
+        self.channels_last = bool(channels_last) and self.device.type == 'cuda'
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+        self.use_cuda_graphs = bool(cuda_graphs) and self.device.type == 'cuda'
+        self._graph = None
+        self._static_in = None
+        self._static_out = None
+
+    def _run(self, x):
+        with self.torch.inference_mode():
+            return self.module(x)
+
+    def _capture(self, x):
+        torch = self.torch
+        self._static_in = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        # Warm-up on a side stream is what CUDA graph capture requires (cuDNN autotune,
+        # lazy allocations happen here, not inside the graph).
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._run(self._static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._static_out = self._run(self._static_in)
+
+    def infer_tensor(self, x):
+        """Run on a device tensor of the model's input dtype; return the output tensor."""
+        if not self.use_cuda_graphs:
+            return self._run(x)
+        if self._graph is None or self._static_in.shape != x.shape:
+            self._capture(x)
+        self._static_in.copy_(x)
+        self._graph.replay()
+        return self._static_out
+
+    def to_device(self, tensor: np.ndarray):
+        """Copy a host input tensor to the device (pinned, non-blocking on CUDA)."""
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(tensor))
+        if self.device.type == 'cuda':
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        if x.dtype != torch.uint8:
+            x = x.to(self.dtype)
+        return x
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        out = self.infer_tensor(self.to_device(tensor))
+        out = out.float().cpu().numpy()  # .cpu() synchronises
+        return out.reshape(out.shape[-2:])
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for honest timing)."""
+        if self.device.type == 'cuda':
+            self.torch.cuda.synchronize(self.device)
+
+    def describe(self) -> str:
+        extras = []
+        if self.channels_last:
+            extras.append('channels_last')
+        if self.use_cuda_graphs:
+            extras.append('cuda graphs')
+        tail = f' ({", ".join(extras)})' if extras else ''
+        return f'torch {self.torch.__version__} {self.device} {self.precision} {self.kind}{tail}'
+
+    def close(self) -> None:
+        self._graph = None
+        self._static_in = self._static_out = None
+        self.module = None
