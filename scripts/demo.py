@@ -208,6 +208,8 @@ def main():
                     ground_truth[stamp] = msg
                 elif topic == '/image':
                     stamps.setdefault(('image', stamp), msg)
+                elif topic == '/points':
+                    stamps[('points', stamp)] = msg
         return on_message
 
     for topic, msg_type in TOPICS.items():
@@ -257,7 +259,11 @@ def main():
                 scores.append((np.mean(np.abs(pred[ok] - gt[ok]) / gt[ok]),
                                np.mean(ratio < 1.25), ok.mean()))
     paired = [s for s in stamps if isinstance(s, int) and s in ground_truth]
-    stamp = paired[-1] if paired else max(s for s in stamps if isinstance(s, int))
+    if paired:  # show the frame with the most depth structure
+        stamp = max(paired, key=lambda s: float(np.nanstd(
+            ros_io.depth_from_image(ground_truth[s]))))
+    else:
+        stamp = max(s for s in stamps if isinstance(s, int))
     depth = ros_io.depth_from_image(stamps[stamp])
     image_msg = stamps.get(('image', stamp), latest.get('/image'))
     rgb = ros_io.image_to_rgb(image_msg) if image_msg is not None else np.zeros(
@@ -270,8 +276,9 @@ def main():
               label(colorize_depth(depth, lo, hi, inverse=False), 'predicted depth')]
     if stamp in ground_truth:
         panels.append(label(colorize_depth(ref, lo, hi, inverse=False), 'ground truth'))
-    if '/points' in latest:
-        xyz, colour = unpack_cloud(ros_io.cloud_from_msg(latest['/points']))
+    cloud_msg = stamps.get(('points', stamp), latest.get('/points'))
+    if cloud_msg is not None:
+        xyz, colour = unpack_cloud(ros_io.cloud_from_msg(cloud_msg))
         panels.append(label(render_cloud(xyz, colour), 'point cloud (points)'))
     preview = os.path.join(args.output_dir, 'preview.png')
     with atomic_path(preview) as tmp:
