@@ -1,0 +1,116 @@
+"""ONNX export: parity with PyTorch for the zoo, metadata that configures the node."""
+
+import dataclasses
+
+from export_helpers import export_tiny, tiny_model
+from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.pipeline import Postprocessor, Preprocessor
+import numpy as np
+import onnx
+import pytest
+import torch
+from training.export_onnx import export_model, ExportError, verify
+
+
+def _zoo():
+    try:
+        from training.networks import ARCHITECTURES, build_model
+    except ImportError as exc:
+        pytest.skip(f'model zoo not importable: {exc}')
+    return ARCHITECTURES, build_model
+
+
+def test_tiny_export_parity_and_metadata(tmp_path):
+    path, _ts, meta, _model = export_tiny(tmp_path, torchscript=False)
+    model = onnx.load(path)
+    props = {p.key: p.value for p in model.metadata_props}
+    read = ModelMeta.from_onnx_props(props)
+    assert read == meta
+    assert (read.input_dtype, read.input_layout, read.normalize_in_graph) == ('uint8', 'NHWC',
+                                                                              True)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 32, 48, 3]
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert model.graph.output[0].name == 'depth'
+
+
+def test_metadata_configures_pre_and_postprocessing(tmp_path):
+    path, _ts, meta, model = export_tiny(tmp_path, torchscript=False, height=64, width=96)
+    backend = OnnxRuntimeBackend.from_file(path)
+    # The export size doubled, so the training focal (pixels at the input size) doubles too.
+    assert backend.meta.train_fx == pytest.approx(80.0)
+    assert backend.meta.input_height == 64 and backend.meta.input_width == 96
+    rgb = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    pre = Preprocessor(backend.meta)
+    tensor = pre(rgb)
+    assert tensor.shape == backend.input_shape and tensor.dtype == backend.input_dtype
+    raw = backend.infer(tensor)
+    camera = Intrinsics(fx=200.0, fy=205.0, cx=79.5, cy=59.5, width=160, height=120)
+    depth = Postprocessor(backend.meta)(raw, (160, 120), camera)
+    # The same numbers by hand from the torch model: normalise, run, invert, rescale focal.
+    x = torch.from_numpy(tensor).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
+    std = torch.tensor(meta.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        y = model((x - mean) / std)[0, 0].numpy()
+    expected = 1.0 / (9.9 * y + 0.1)
+    at_input = camera.resize(96, 64)
+    expected *= np.sqrt(at_input.fx * at_input.fy / (80.0 * 82.0))
+    small = Postprocessor(backend.meta)(raw, (96, 64), camera)
+    assert np.allclose(small, expected, rtol=1e-4)
+    assert depth.shape == (120, 160) and np.isfinite(depth).any()
+
+
+def test_dynamic_export_runs_at_two_sizes(tmp_path):
+    path, _ts, meta, model = export_tiny(tmp_path, dynamic=True, torchscript=False)
+    assert meta.dynamic_shape
+    backend = OnnxRuntimeBackend.from_file(path)
+    for h, w in ((32, 48), (64, 128)):
+        sized = dataclasses.replace(meta, input_height=h, input_width=w)
+        rgb = np.full((h, w, 3), 90, np.uint8)
+        assert backend.infer(Preprocessor(sized)(rgb)).shape == (h, w)
+
+
+def test_float_input_export(tmp_path):
+    path, _ts, meta, _model = export_tiny(tmp_path, torchscript=False, input_dtype='float32')
+    backend = OnnxRuntimeBackend.from_file(path)
+    assert backend.meta.input_dtype == 'float32'
+    tensor = Preprocessor(backend.meta)(np.zeros((32, 48, 3), np.uint8))
+    assert tensor.dtype == np.float32 and tensor.max() <= 1.0
+    assert backend.infer(tensor).shape == (32, 48)
+
+
+def test_verify_rejects_a_mismatching_model(tmp_path):
+    path, _ts, meta, _model = export_tiny(tmp_path, torchscript=False)
+    from mono_depth_ros.backends.torch_backend import graph_module
+    other, _ = tiny_model(seed=1)
+    with pytest.raises(ExportError, match='max abs error'):
+        verify(graph_module(other, meta), path, meta, [(32, 48)])
+
+
+def test_bad_input_dtype_is_rejected(tmp_path):
+    model, meta = tiny_model()
+    with pytest.raises(ExportError, match='input_dtype'):
+        export_model(model, meta, str(tmp_path / 'x.onnx'), input_dtype='int16',
+                     log=lambda _m: None)
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_every_zoo_architecture_exports_with_parity(tmp_path):
+    architectures, build_model = _zoo()
+    names = list(architectures)
+    assert {'mobilenetv2_unet', 'squeezenet_unet', 'resnet18_monodepth',
+            'eigen_multiscale'} <= set(names)
+    for arch in names:
+        torch.manual_seed(0)
+        model = build_model(arch).eval()
+        spec = model.output_spec(0.1, 10.0)
+        meta = ModelMeta(arch=arch, input_height=64, input_width=64, min_depth=0.1,
+                         max_depth=10.0, **spec)
+        out_meta, records = export_model(model, meta, str(tmp_path / f'{arch}.onnx'),
+                                         log=lambda _m: None)
+        assert out_meta.arch == arch
+        assert len(records) == 2
+        assert all(r['max_abs_error'] <= r['tolerance'] for r in records), (arch, records)
