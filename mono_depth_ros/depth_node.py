@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -33,7 +32,6 @@ import numpy as np
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult)
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -151,6 +149,7 @@ class DepthNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._camera: Optional[Intrinsics] = None
+        self._warned_distortion = False
         self._camera_problem: Optional[Tuple[str, str]] = None
         self._lock = threading.Condition()
         self._pending = None
@@ -252,6 +251,11 @@ class DepthNode(Node):
             self._camera, self._camera_problem = None, ('bad_camera_info', str(exc))
             return
         self._camera, self._camera_problem = camera, None
+        if not self._warned_distortion and any(abs(d) > 1e-9 for d in msg.d):
+            self._warned_distortion = True
+            self.get_logger().warn(
+                'camera_info has non-zero distortion; depth_node treats the image as '
+                'rectified (pinhole K). Feed it image_rect from image_proc for exact clouds.')
 
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -446,17 +450,7 @@ def main(argv=None) -> int:
         print(f'[depth_node] cannot start: {exc}', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while rclpy.ok() and not stop.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    ros_io.spin_until_shutdown(node, node.stop)
     return 0
 
 

@@ -19,7 +19,7 @@ import math
 from typing import List, Optional, Tuple
 
 import cv2
-from mono_depth_ros.geometry import RayCache, valid_depth
+from mono_depth_ros.geometry import backproject, RayCache
 from mono_depth_ros.intrinsics import Intrinsics
 import numpy as np
 
@@ -103,17 +103,10 @@ class CloudPacker:
         if depth.ndim != 2:
             raise ValueError(f'depth must be 2-D, got shape {depth.shape}')
         h, w = depth.shape
-        if (w, h) != (intrinsics.width, intrinsics.height):
-            raise ValueError(f'depth is {w}x{h} but the intrinsics are for '
-                             f'{intrinsics.width}x{intrinsics.height}')
         if rgb is not None and rgb.shape[:2] != (h, w):
             raise ValueError(f'rgb is {rgb.shape[:2]} but depth is {(h, w)}')
-        rx, ry = self.cache.get(intrinsics)
-        z = valid_depth(depth, min_depth, max_depth)
         buf = self._buffer(h, w, 3 if rgb is None else 4)
-        np.multiply(z, rx, out=buf[..., 0])
-        np.multiply(z, ry, out=buf[..., 1])
-        buf[..., 2] = z
+        backproject(depth, intrinsics, min_depth, max_depth, out=buf[..., :3], cache=self.cache)
         if rgb is None:
             return CloudBuffer(h, w, list(XYZ_FIELDS), 12, 12 * w, buf.tobytes())
         _write_rgb(buf, rgb)

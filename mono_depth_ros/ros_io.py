@@ -7,10 +7,15 @@ costs about 300x more in rclpy (MEASURED.md).
 
 from __future__ import annotations
 
+import signal
+import threading
+
 from mono_depth_ros import image_codec
 from mono_depth_ros.intrinsics import Intrinsics
 from mono_depth_ros.pointcloud import CloudBuffer
 import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 
@@ -84,3 +89,24 @@ def cloud_from_msg(msg: PointCloud2) -> CloudBuffer:
                        [(f.name, f.offset, f.datatype, f.count) for f in msg.fields],
                        msg.point_step, msg.row_step, bytes(msg.data), msg.is_dense,
                        bool(msg.is_bigendian))
+
+
+def spin_until_shutdown(node, on_stop=None) -> None:
+    """
+    Spin a node until SIGINT, SIGTERM or context shutdown, then clean up.
+
+    SIGTERM (what launch and systemd send) is turned into a clean stop rather than an
+    abrupt exit, so worker threads join and the process exits 0.
+    """
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while rclpy.ok() and not stop.is_set():
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if on_stop is not None:
+            on_stop()
+        node.destroy_node()
+        rclpy.try_shutdown()

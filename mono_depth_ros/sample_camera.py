@@ -11,9 +11,7 @@ publishing rate does not depend on the renderer.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from typing import List, Optional, Tuple
 
 import cv2
@@ -23,7 +21,6 @@ from mono_depth_ros.synthetic import SyntheticStream
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -179,16 +176,7 @@ def main(argv=None) -> int:
         print(f'[sample_camera] cannot start: {exc}', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while rclpy.ok() and not stop.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    ros_io.spin_until_shutdown(node)
     return 0
 
 
