@@ -1,0 +1,97 @@
+"""Torch backend: same input tensor and output as ONNX Runtime; the runtime imports without it."""
+
+import os
+import subprocess
+import sys
+
+from export_helpers import export_tiny
+from mono_depth_ros.backends.base import BackendError, create_backend
+from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.backends.torch_backend import TorchBackend
+from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.pipeline import Preprocessor
+import numpy as np
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_torchscript_matches_onnxruntime(tmp_path):
+    onnx_path, ts_path, meta, _model = export_tiny(tmp_path)
+    lines = []
+    tb = create_backend('torch', ts_path, log=lines.append)
+    ort = OnnxRuntimeBackend.from_file(onnx_path)
+    assert tb.meta == ort.meta == meta
+    assert 'torchscript' in lines[0] and 'cpu' in lines[0]
+    rgb = np.random.default_rng(5).integers(0, 256, (100, 140, 3), dtype=np.uint8)
+    tensor = Preprocessor(tb.meta)(rgb)
+    assert tensor.shape == tb.input_shape == ort.input_shape
+    a, b = tb.infer(tensor), ort.infer(tensor)
+    assert a.shape == (32, 48) and a.dtype == np.float32
+    assert np.max(np.abs(a - b)) < 1e-5
+    tb.close()
+
+
+def test_fp16_and_int8_need_what_cpu_lacks(tmp_path):
+    _onnx, ts_path, _meta, _model = export_tiny(tmp_path)
+    with pytest.raises(BackendError, match='fp16 needs CUDA'):
+        TorchBackend.from_file(ts_path, precision='fp16', device='cpu')
+    with pytest.raises(BackendError, match='int8'):
+        TorchBackend.from_file(ts_path, precision='int8', device='cpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match='no CUDA'):
+            TorchBackend.from_file(ts_path, device='cuda')
+
+
+def test_torchscript_without_metadata_is_refused(tmp_path):
+    path = str(tmp_path / 'bare.ts')
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), path)
+    with pytest.raises(BackendError, match='meta.json'):
+        TorchBackend.from_file(path)
+
+
+def test_checkpoint_matches_graph_module(tmp_path):
+    try:
+        from training.checkpoint import save_checkpoint  # noqa: F401
+        from training.networks import build_model
+    except ImportError as exc:
+        pytest.skip(f'training checkpoint/zoo not importable: {exc}')
+    torch.manual_seed(0)
+    model = build_model('mobilenetv2_unet').eval()
+    meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
+                     **model.output_spec(0.1, 10.0))
+    path = str(tmp_path / 'ckpt.pt')
+    torch.save({'format': 'mono_depth_ros.checkpoint', 'version': 1, 'meta': meta.to_dict(),
+                'config': {}, 'model': model.state_dict(), 'epoch': 0, 'step': 0}, path)
+    backend = TorchBackend.from_file(path)
+    assert backend.kind == 'checkpoint' and backend.meta.arch == 'mobilenetv2_unet'
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    tensor = Preprocessor(meta)(rgb)
+    x = torch.from_numpy(tensor).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - torch.tensor(meta.mean).view(1, 3, 1, 1)) / torch.tensor(meta.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model(x)[0, 0].numpy()
+    assert np.allclose(backend.infer(tensor), expected, atol=1e-4)
+
+
+def test_runtime_imports_without_torch():
+    code = (
+        'import sys\n'
+        'class Block:\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        '        if name == "torch" or name.startswith("torch."):\n'
+        '            raise ImportError("torch blocked")\n'
+        'sys.meta_path.insert(0, Block())\n'
+        'import mono_depth_ros.backends.torch_backend as tb\n'
+        'import mono_depth_ros.backends.tensorrt_backend, mono_depth_ros.engine_cache\n'
+        'import mono_depth_ros.calibration, mono_depth_ros.bench, mono_depth_ros.build_engine\n'
+        'from mono_depth_ros.backends.base import available_backends\n'
+        'ok, why = available_backends()["torch"]\n'
+        'assert not ok and "torch blocked" in why, why\n'
+        'assert "torch" not in sys.modules\n'
+        'print("OK")\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'OK'
