@@ -220,6 +220,8 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return ''
+        if abs(value) < 1:
+            return f'{value:.4f}'
         return f'{value:.3f}' if abs(value) < 100 else f'{value:.1f}'
     return str(value)
 
