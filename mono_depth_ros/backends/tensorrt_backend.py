@@ -280,11 +280,11 @@ class EngineBuilder:
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
         if precision in ('fp16', 'int8'):
-            if not builder.platform_has_fast_fp16:
+            if not getattr(builder, 'platform_has_fast_fp16', True):
                 self.log('warning: this GPU has no fast fp16; the engine may be slower')
             config.set_flag(trt.BuilderFlag.FP16)
         if precision == 'int8':
-            if not builder.platform_has_fast_int8:
+            if not getattr(builder, 'platform_has_fast_int8', True):
                 self.log('warning: this GPU has no fast int8')
             if calibrator is None:
                 raise BackendError('int8 needs calibration images (calibration_folder) or a '
@@ -310,7 +310,11 @@ class EngineBuilder:
                 with open(self.timing_cache, 'rb') as handle:
                     blob = handle.read()
             cache = config.create_timing_cache(blob)
-            config.set_timing_cache(cache, ignore_mismatch=False)
+            if not config.set_timing_cache(cache, False):
+                # A cache from another TensorRT or GPU is unusable; start an empty one.
+                self.log(f'ignoring incompatible timing cache {self.timing_cache}')
+                cache = config.create_timing_cache(b'')
+                config.set_timing_cache(cache, False)
         self.log(f'building {precision} engine for {onnx_path} (this takes minutes once)')
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
@@ -551,7 +555,8 @@ def load_or_build_engine(onnx_path: str, precision: str, meta: ModelMeta,
         calibration_cache = os.path.join(cache.cache_dir, os.path.splitext(
             os.path.basename(onnx_path))[0] + '.calib')
     key = engine_key(onnx_path, precision, shape, workspace, calibration_cache)
-    timing_cache = timing_cache or os.path.join(cache.cache_dir, 'timing.cache')
+    timing_cache = timing_cache or os.path.join(
+        cache.cache_dir, f'timing_trt{key.tensorrt_version}_sm{key.compute_capability}.cache')
 
     def build() -> bytes:
         calibrator = None
