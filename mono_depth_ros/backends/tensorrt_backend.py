@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 import os
+import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mono_depth_ros.backends.base import Backend, BackendError
@@ -623,6 +624,9 @@ def build_with_selfcheck(onnx_path: str, precision: str = 'fp32', self_check: bo
     result = decide_selfcheck(chain, measure)
     for line in result.messages:
         log(line)
+        if line.startswith('SELF-CHECK FAILED'):
+            # The node's log callback is info level; a wrong engine must not go unnoticed.
+            print(f'WARNING: {line}', file=sys.stderr, flush=True)
     chosen = (result.backend, result.precision)
     for candidate, backend in runners.items():
         if candidate != chosen:
