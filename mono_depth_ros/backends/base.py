@@ -142,7 +142,9 @@ def create_backend(name: str, model_path: str, precision: str = 'fp32',
             if not ok:
                 reasons.append(f'{candidate}: {why}')
                 continue
-            backend = cls.from_file(model_path, precision=precision, **options)
+            # The backend logs its own progress (engine builds, self-check) through log too.
+            backend = cls.from_file(model_path, precision=precision,
+                                    **dict({'log': log} if log else {}, **options))
         except BackendError as exc:
             if name != 'auto':
                 raise
