@@ -95,3 +95,17 @@ def test_runtime_imports_without_torch():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'OK'
+
+
+def test_traced_module_follows_a_dtype_change(tmp_path):
+    # fp16 on CUDA converts the module with .half(); the traced input cast must follow it.
+    # float64 on CPU exercises the same path here.
+    _onnx, ts_path, meta, _model = export_tiny(tmp_path)
+    backend = TorchBackend.from_file(ts_path)
+    tensor = Preprocessor(meta)(np.full((32, 48, 3), 120, np.uint8))
+    expected = backend.infer(tensor)
+    module = backend.module.double()
+    with torch.no_grad():
+        out = module(torch.from_numpy(tensor))
+    assert out.dtype == torch.float64
+    assert np.allclose(out[0, 0].numpy(), expected, atol=1e-5)

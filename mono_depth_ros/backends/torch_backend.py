@@ -49,7 +49,8 @@ def graph_module(model, meta: ModelMeta):
 
         def forward(self, image):
             x = image.permute(0, 3, 1, 2) if self.nhwc else image
-            x = x.to(self.scale.dtype)
+            # type_as (not .to(dtype)) so a traced module follows .half() of its buffers.
+            x = x.type_as(self.scale)
             if self.normalize:
                 x = x * self.scale + self.bias
             elif self.uint8:
