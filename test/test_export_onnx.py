@@ -114,3 +114,35 @@ def test_every_zoo_architecture_exports_with_parity(tmp_path):
         assert out_meta.arch == arch
         assert len(records) == 2
         assert all(r['max_abs_error'] <= r['tolerance'] for r in records), (arch, records)
+
+
+def test_command_line_exports_a_checkpoint_and_fails_above_tolerance(tmp_path):
+    architectures, build_model = _zoo()
+    try:
+        import training.checkpoint  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f'training.checkpoint not importable: {exc}')
+    import os
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch.manual_seed(0)
+    model = build_model('mobilenetv2_unet').eval()
+    meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
+                     **model.output_spec(0.1, 10.0))
+    ckpt = str(tmp_path / 'ckpt.pt')
+    torch.save({'format': 'mono_depth_ros.checkpoint', 'version': 1, 'meta': meta.to_dict(),
+                'config': {}, 'model': model.state_dict(), 'epoch': 0, 'step': 0}, ckpt)
+    script = os.path.join(repo, 'training', 'export_onnx.py')
+    out = str(tmp_path / 'cli.onnx')
+    done = subprocess.run([sys.executable, script, '--checkpoint', ckpt, '--output', out,
+                           '--torchscript', str(tmp_path / 'cli.ts')],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert 'max abs error' in done.stdout
+    assert OnnxRuntimeBackend.from_file(out).meta.arch == 'mobilenetv2_unet'
+    failed = subprocess.run([sys.executable, script, '--checkpoint', ckpt, '--output',
+                             str(tmp_path / 'strict.onnx'), '--atol', '-1', '--rtol', '0'],
+                            capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert failed.returncode == 1
+    assert 'disagrees with PyTorch' in failed.stderr

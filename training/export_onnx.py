@@ -244,7 +244,7 @@ def main(argv=None) -> int:
         export_model(model, meta, args.output, args.height, args.width, args.dynamic,
                      args.input_dtype, args.opset, args.exporter, not args.no_check,
                      args.atol, args.rtol, args.torchscript)
-    except (ExportError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
         print(f'export_onnx: error: {exc}', file=sys.stderr)
         return 1
     return 0
