@@ -88,6 +88,11 @@ def test_verify_rejects_a_mismatching_model(tmp_path):
     other, _ = tiny_model(seed=1)
     with pytest.raises(ExportError, match='max abs error'):
         verify(graph_module(other, meta), path, meta, [(32, 48)])
+    model, meta = tiny_model()
+    with pytest.raises(ExportError, match='disagrees with PyTorch'):
+        export_model(model, meta, str(tmp_path / 'strict.onnx'), atol=-1.0, rtol=0.0,
+                     log=lambda _m: None)
+    assert not (tmp_path / 'strict.onnx').exists()
 
 
 def test_bad_input_dtype_is_rejected(tmp_path):
@@ -146,3 +151,4 @@ def test_command_line_exports_a_checkpoint_and_fails_above_tolerance(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert failed.returncode == 1
     assert 'disagrees with PyTorch' in failed.stderr
+    assert not (tmp_path / 'strict.onnx').exists()

@@ -185,21 +185,23 @@ def export_model(model, meta: ModelMeta, output: str, height: Optional[int] = No
     module = graph_module(model.eval(), out_meta).eval()
     rgb = real_image(height, width)
     example = example_input(out_meta, rgb)
+    records: List[Dict] = []
+    # Verified before the rename: a model that fails the check never appears at output.
     with atomic_path(output) as tmp:
         kind = _torch_export(module, example, tmp, dynamic, opset, exporter, log)
         write_metadata(tmp, out_meta)
-    log(f'exported {out_meta.arch} ({kind} exporter, opset {opset}) to {output}: input '
-        f'{INPUT_NAME} {input_dtype} NHWC 1x{height if not dynamic else "H"}x'
-        f'{width if not dynamic else "W"}x3, output {OUTPUT_NAME}')
-    records: List[Dict] = []
-    if check:
-        sizes = [(height, width)]
-        if dynamic:
-            sizes.append((height + 32, width + 64))
-        records = verify(module, output, out_meta, sizes, atol, rtol)
-        for r in records:
-            log(f'parity {r["image"]:6s} {r["height"]}x{r["width"]}: max abs error '
-                f'{r["max_abs_error"]:.3g} (tolerance {r["tolerance"]:.3g})')
+        log(f'exported {out_meta.arch} ({kind} exporter, opset {opset}): input '
+            f'{INPUT_NAME} {input_dtype} NHWC 1x{height if not dynamic else "H"}x'
+            f'{width if not dynamic else "W"}x3, output {OUTPUT_NAME}')
+        if check:
+            sizes = [(height, width)]
+            if dynamic:
+                sizes.append((height + 32, width + 64))
+            records = verify(module, tmp, out_meta, sizes, atol, rtol)
+            for r in records:
+                log(f'parity {r["image"]:6s} {r["height"]}x{r["width"]}: max abs error '
+                    f'{r["max_abs_error"]:.3g} (tolerance {r["tolerance"]:.3g})')
+    log(f'wrote {output}')
     if torchscript:
         export_torchscript(module, out_meta, torchscript, example)
         log(f'wrote TorchScript {torchscript}')
