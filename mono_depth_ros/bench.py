@@ -252,6 +252,12 @@ def run_inference_bench(config: BenchConfig, log=print) -> Tuple[List[Dict], Mod
                         rows.append(dict(base, size=f'{h}x{w}', status=f'skipped: {exc}'))
                     continue
                 try:
+                    if backend.precision != precision:
+                        # A row must not be labelled with a precision that did not run.
+                        for h, w in sizes:
+                            rows.append(dict(base, size=f'{h}x{w}', status=(
+                                f'skipped: {name} runs this model in {backend.precision}')))
+                        continue
                     if graphs and not getattr(backend, 'use_cuda_graphs', False):
                         for h, w in sizes:
                             rows.append(dict(base, size=f'{h}x{w}',

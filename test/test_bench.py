@@ -15,19 +15,22 @@ def test_bench_writes_markdown_and_csv(tmp_path, capsys):
     model = str(tmp_path / 'm.onnx')
     brightness_model(model, height=24, width=32)
     out = tmp_path / 'out'
-    code = main(['--model', model, '--backends', 'onnxruntime', 'torch', '--sizes', '24x32',
+    code = main(['--model', model, '--backends', 'onnxruntime', 'torch', '--precisions', 'fp32',
+                 'fp16', '--sizes', '24x32',
                  '48x64', '--iterations', '3', '--warmup', '1', '--pipeline-frames', '2',
                  '--output-dir', str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert '| backend | precision | size |' in printed
     rows = list(csv.DictReader(open(out / 'bench.csv')))
-    by_key = {(r['backend'], r['size']): r for r in rows}
+    by_key = {(r['backend'], r['size']): r for r in rows if r['precision'] == 'fp32'}
     ok = by_key[('onnxruntime', '24x32')]
     assert ok['status'] == 'ok'
     assert 0 < float(ok['p50_ms']) <= float(ok['p95_ms'])
     assert float(ok['fps']) == pytest.approx(1000.0 / float(ok['p50_ms']), rel=0.01)
     assert 'fixed 24x32 input' in by_key[('onnxruntime', '48x64')]['status']
+    fp16 = [r for r in rows if r['backend'] == 'onnxruntime' and r['precision'] == 'fp16']
+    assert [r['status'] for r in fp16] == ['skipped: onnxruntime runs this model in fp32'] * 2
     assert by_key[('torch', '24x32')]['status'].startswith('skipped: the torch backend runs')
     markdown = (out / 'bench.md').read_text()
     assert '## Per-frame pipeline' in markdown
