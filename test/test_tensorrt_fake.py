@@ -1,0 +1,181 @@
+"""The TensorRT build/cache/run/self-check code, driven through a fake tensorrt and CUDA."""
+
+import json
+import os
+import sys
+
+import cv2
+from export_helpers import export_tiny
+from fake_tensorrt import FakeCudart, make_fake_tensorrt
+from mono_depth_ros.backends import tensorrt_backend
+from mono_depth_ros.backends.base import BackendError, create_backend
+from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.backends.tensorrt_backend import TensorRTBackend
+from mono_depth_ros.build_engine import EngineBuildJob, main as build_main
+from mono_depth_ros.calibration import CalibrationError
+from mono_depth_ros.engine_cache import check_engine, sidecar_path
+from mono_depth_ros.pipeline import Preprocessor
+import numpy as np
+from onnx_models import brightness_model
+import pytest
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Install a fake tensorrt module and CUDA runtime; return an installer."""
+    def install(**kwargs):
+        trt, record = make_fake_tensorrt(**kwargs)
+        cudart = FakeCudart()
+        monkeypatch.setitem(sys.modules, 'tensorrt', trt)
+        monkeypatch.setattr(tensorrt_backend, 'cuda_runtime', lambda: cudart)
+        return trt, record
+    return install
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = str(tmp_path / 'bright.onnx')
+    meta = brightness_model(path, height=24, width=32)
+    return path, meta
+
+
+def image_tensor(meta, seed=0):
+    rgb = np.random.default_rng(seed).integers(0, 256, (meta.input_height, meta.input_width,
+                                                        3), dtype=np.uint8)
+    return Preprocessor(meta)(rgb)
+
+
+def test_available_with_device_name(fake):
+    fake()
+    ok, text = TensorRTBackend.is_available()
+    assert ok and text == '10.3.0 on Fake Orin (sm 8.7)'
+
+
+def test_fp16_engine_built_checked_cached_and_run(fake, model, tmp_path):
+    _trt, record = fake()
+    path, meta = model
+    lines = []
+    cache = str(tmp_path / 'engines')
+    backend = create_backend('auto', path, precision='fp16', log=lines.append,
+                             engine_cache_dir=cache)
+    assert backend.name == 'tensorrt' and backend.precision == 'fp16'
+    assert [b['precision'] for b in record['builds']] == ['fp16']
+    build = record['builds'][0]
+    assert build['flags'] == ['FP16'] and build['workspace'] == 1 << 30
+    assert build['profiles'] == [] and build['network_flags'] == 0
+    assert any('network input  image' in line for line in lines)
+    assert any('engine output depth' in line for line in lines)
+    assert any('self-check: tensorrt fp16 agrees' in line for line in lines)
+    assert lines[-1].startswith('backend auto -> tensorrt 10.3.0 fp16')
+    tensor = image_tensor(meta)
+    expected = OnnxRuntimeBackend.from_file(path).infer(tensor)
+    assert np.allclose(backend.infer(tensor), expected, atol=1e-6)
+    assert backend.infer(tensor).shape == (24, 32)
+    backend.close()
+    engines = [f for f in os.listdir(cache) if f.endswith('.engine')]
+    assert len(engines) == 1 and engines[0].startswith('bright_fp16_')
+    assert os.path.isfile(os.path.join(cache, 'timing_trt10.3.0_sm8.7.cache'))
+    again = TensorRTBackend.from_file(path, 'fp16', engine_cache_dir=cache, log=lines.append)
+    assert len(record['builds']) == 1  # loaded from the cache
+    assert record['timing_cache_in'] == b''
+    again.close()
+
+
+def test_wrong_fp16_engine_falls_back_to_fp32(fake, model, tmp_path, capsys):
+    _trt, record = fake(wrong_precisions=('fp16',))
+    path, _meta = model
+    lines = []
+    backend = TensorRTBackend.from_file(path, 'fp16', engine_cache_dir=str(tmp_path / 'c'),
+                                        log=lines.append)
+    assert (backend.name, backend.precision) == ('tensorrt', 'fp32')
+    assert [b['precision'] for b in record['builds']] == ['fp16', 'fp32']
+    assert any(line.startswith('SELF-CHECK FAILED: tensorrt fp16') for line in lines)
+    assert 'WARNING: SELF-CHECK FAILED' in capsys.readouterr().err
+
+
+def test_every_engine_wrong_falls_back_to_onnxruntime(fake, model, tmp_path):
+    fake(wrong_precisions=('int8', 'fp32'))
+    path, _meta = model
+    folder = tmp_path / 'calib'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.full((30, 40, 3), 100, np.uint8))
+    backend = TensorRTBackend.from_file(path, 'int8', engine_cache_dir=str(tmp_path / 'c'),
+                                        calibration_folder=str(folder), log=lambda _m: None)
+    assert isinstance(backend, OnnxRuntimeBackend)
+
+
+def test_dynamic_model_gets_a_profile_and_a_copy(fake, tmp_path):
+    _trt, record = fake()
+    onnx_path, _ts, _meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
+    out = str(tmp_path / 'out' / 'tiny.engine')
+    job = EngineBuildJob(onnx_path, 'fp32', str(tmp_path / 'cache'), height=64, width=96,
+                         output=out, log=lambda _m: None)
+    assert job.run() == out
+    name, mn, opt, mx = record['builds'][0]['profiles'][0]
+    assert name == 'image' and opt == (1, 64, 96, 3)
+    assert mn == (1, 32, 32, 3) and mx == (1, 128, 192, 3)
+    assert check_engine(out).ok
+    assert json.load(open(sidecar_path(out)))['key_fields']['input_shape'] == [1, 64, 96, 3]
+
+
+def test_int8_calibrates_once_then_reuses_the_cache(fake, model, tmp_path):
+    _trt, record = fake()
+    path, _meta = model
+    folder = tmp_path / 'calib'
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f'{i}.png'), np.full((30, 40, 3), 50 * i, np.uint8))
+    calib = str(tmp_path / 'model.calib')
+    EngineBuildJob(path, 'int8', str(tmp_path / 'c1'), calibration_folder=str(folder),
+                   calibration_cache=calib, log=lambda _m: None).run()
+    assert record['calibration_batches'] == 3
+    assert open(calib, 'rb').read() == b'CALIBRATION'
+    assert record['builds'][0]['flags'] == ['FP16', 'INT8']
+    EngineBuildJob(path, 'int8', str(tmp_path / 'c2'), calibration_cache=calib,
+                   log=lambda _m: None).run()
+    assert record['calibration_batches'] == 3 and len(record['builds']) == 2
+
+
+def test_request_errors(fake, model, tmp_path, capsys):
+    path, _meta = model
+    with pytest.raises(CalibrationError, match='int8 needs'):
+        EngineBuildJob(path, 'int8', str(tmp_path)).run()
+    with pytest.raises(BackendError, match='both --height and --width'):
+        EngineBuildJob(path, 'fp16', str(tmp_path), height=64).run()
+    other = tmp_path / 'model.pt'
+    other.write_bytes(b'x')
+    with pytest.raises(BackendError, match='takes an .onnx'):
+        EngineBuildJob(str(other), 'fp16').run()
+    assert build_main(['--model', path, '--precision', 'int8']) == 1
+    assert 'int8 needs' in capsys.readouterr().err
+    fake(parse_error=True)
+    with pytest.raises(BackendError, match='node 3: Unsupported operator FancyOp'):
+        EngineBuildJob(path, 'fp32', str(tmp_path / 'c'), log=lambda _m: None).run()
+
+
+def test_tensorrt_8_uses_the_explicit_batch_flag(fake, model, tmp_path):
+    _trt, record = fake(version='8.6.1')
+    path, _meta = model
+    EngineBuildJob(path, 'fp32', str(tmp_path), log=lambda _m: None).run()
+    assert record['builds'][0]['network_flags'] == 1
+
+
+def test_engine_files_are_checked_before_loading(fake, model, tmp_path):
+    fake()
+    path, meta = model
+    out = str(tmp_path / 'bright.engine')
+    EngineBuildJob(path, 'fp16', str(tmp_path / 'c'), output=out, log=lambda _m: None).run()
+    backend = create_backend('auto', out, log=lambda _m: None)
+    assert backend.precision == 'fp16' and backend.meta == meta
+    assert backend.infer(image_tensor(meta)).shape == (24, 32)
+    sidecar = json.load(open(sidecar_path(out)))
+    sidecar['key_fields']['tensorrt_version'] = '8.5.2'
+    open(sidecar_path(out), 'w').write(json.dumps(sidecar))
+    with pytest.raises(BackendError, match='built with TensorRT 8.5.2'):
+        TensorRTBackend.from_file(out)
+    open(out, 'ab').write(b'junk')
+    with pytest.raises(BackendError, match='corrupt or truncated'):
+        TensorRTBackend.from_file(out)
+    os.remove(sidecar_path(out))
+    with pytest.raises(BackendError, match='sidecar .* is missing'):
+        TensorRTBackend.from_file(out)
