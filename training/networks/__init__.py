@@ -1,0 +1,50 @@
+"""
+The model zoo: ``build_model(arch, **arch_args)`` and the ``ARCHITECTURES`` it knows.
+
+Every model takes ImageNet-normalised RGB (N, 3, H, W) float and returns its raw output
+(N, 1, H, W) at the input resolution; ``output_spec(min_depth, max_depth)`` says how raw
+output maps to metres (ModelMeta conventions) and ``to_depth`` applies it in torch.
+``arch_args`` are the constructor's keyword arguments; checkpoints store them so
+``build_model(meta.arch, **meta.arch_args)`` rebuilds the same network.
+"""
+
+import inspect
+from typing import Any, Dict
+
+from torch import nn
+from training.networks.base import DepthNet, OUTPUTS
+from training.networks.decoders import MonodepthDecoder, PoseDecoder, UNetDecoder
+from training.networks.eigen import EigenMultiScale
+from training.networks.mobilenetv2 import MobileNetV2Encoder, MobileNetV2UNet
+from training.networks.resnet import ResNet18Monodepth, ResNetEncoder
+from training.networks.squeezenet import SqueezeNetEncoder, SqueezeNetUNet
+
+ARCHITECTURES = {
+    'mobilenetv2_unet': MobileNetV2UNet,
+    'squeezenet_unet': SqueezeNetUNet,
+    'resnet18_monodepth': ResNet18Monodepth,
+    'eigen_multiscale': EigenMultiScale,
+}
+
+__all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'MobileNetV2Encoder',
+           'MobileNetV2UNet', 'MonodepthDecoder', 'OUTPUTS', 'PoseDecoder', 'ResNet18Monodepth',
+           'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'UNetDecoder',
+           'arch_arg_names', 'build_model']
+
+
+def arch_arg_names(arch: str) -> Dict[str, Any]:
+    """Return {argument name: default} accepted by ``build_model(arch, ...)``."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f'unknown architecture {arch!r}; known: {", ".join(ARCHITECTURES)}')
+    params = inspect.signature(ARCHITECTURES[arch].__init__).parameters
+    return {name: p.default for name, p in params.items() if name != 'self'}
+
+
+def build_model(arch: str, **arch_args: Any) -> nn.Module:
+    """Build a zoo network by name; unknown argument names raise ValueError naming valid ones."""
+    accepted = arch_arg_names(arch)
+    unknown = sorted(set(arch_args) - set(accepted))
+    if unknown:
+        raise ValueError(f'{arch} does not take argument(s) {", ".join(unknown)}; '
+                         f'it takes: {", ".join(sorted(accepted))}')
+    return ARCHITECTURES[arch](**arch_args)
