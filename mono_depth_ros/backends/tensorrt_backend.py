@@ -16,6 +16,7 @@ the backend falls back: int8/fp16 -> fp32 engine -> ONNX Runtime.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 import math
 import os
@@ -197,7 +198,8 @@ def cuda_check(result):
     if not isinstance(result, tuple):
         result = (result,)
     err, values = result[0], result[1:]
-    if int(err) != 0:
+    # cuda-python returns enum members; compare their value, whatever the enum base class.
+    if int(getattr(err, 'value', err)) != 0:
         raise BackendError(f'CUDA error {err}')
     if not values:
         return None
@@ -613,7 +615,11 @@ def build_with_selfcheck(onnx_path: str, precision: str = 'fp32', self_check: bo
     from mono_depth_ros.pipeline import Preprocessor
     ort_ok, _why = OnnxRuntimeBackend.is_available()
     chain = fallback_chain(precision, ort_ok)
-    tensor = Preprocessor(meta)(selfcheck_image(meta))
+    # The check runs at the engine's optimum size, which is inside its profile by design.
+    checked = dataclasses.replace(
+        meta, input_height=int(options.get('height') or meta.input_height),
+        input_width=int(options.get('width') or meta.input_width))
+    tensor = Preprocessor(checked)(selfcheck_image(checked))
     reference_backend = (OnnxRuntimeBackend.from_file(onnx_path) if ort_ok
                          else engine_backend('fp32'))
     reference = reference_backend.infer(tensor)
