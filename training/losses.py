@@ -1,0 +1,103 @@
+"""
+Supervised depth losses. Each takes pred, gt (N, 1, H, W) metres and a bool valid mask.
+
+Invalid pixels (mask False) never reach a loss value or a gradient. A batch without any
+valid pixel gives a zero loss that is still attached to the graph, so a training step
+over it is a no-op rather than a NaN.
+"""
+
+from typing import Dict, Union
+
+import torch
+from training.layers import gradient_masks, image_gradients, ssim
+
+
+def _check(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if pred.shape != gt.shape:
+        raise ValueError(f'pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ in shape')
+    if mask is None:
+        mask = torch.isfinite(gt) & (gt > 0)
+    if mask.shape != gt.shape:
+        raise ValueError(f'mask {tuple(mask.shape)} does not match gt {tuple(gt.shape)}')
+    if mask.dtype != torch.bool:
+        raise TypeError(f'mask must be a bool tensor, got {mask.dtype}')
+    return mask
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of values where mask is True (zero, still differentiable, when none is)."""
+    if not bool(mask.any()):
+        return values.sum() * 0.0
+    return values[mask].mean()
+
+
+def seeds_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor = None,
+               lam: float = 0.1, inverse: bool = False, val_range: float = 10.0,
+               return_terms: bool = False) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+    """
+    Return the seeds' (DenseDepth) loss: lam * L1(depth) + L1(grads) + clamp((1 - SSIM) / 2).
+
+    L1(gradients) is the mean |dx| difference plus the mean |dy| difference over pairs of
+    valid pixels. With ``inverse`` all three terms compare 1/depth instead (then
+    ``val_range`` should be the inverse range, 1/min_depth). Invalid pixels are replaced by
+    the target before SSIM, so they add no error of their own; windows that straddle them
+    still see their neighbours. ``return_terms`` returns a dict with 'loss', 'l1',
+    'gradient' and 'ssim'.
+    """
+    mask = _check(pred, gt, mask)
+    target = torch.where(mask, gt, torch.ones_like(gt))
+    if inverse:
+        pred, target = 1.0 / pred.clamp(min=1e-6), 1.0 / target
+    l1 = masked_mean((pred - target).abs(), mask)
+    pdx, pdy = image_gradients(pred)
+    tdx, tdy = image_gradients(target)
+    mdx, mdy = gradient_masks(mask)
+    grad = masked_mean((pdx - tdx).abs(), mdx) + masked_mean((pdy - tdy).abs(), mdy)
+    filled = torch.where(mask, pred, target)
+    ssim_term = masked_mean(((1.0 - ssim(filled, target, val_range)) / 2.0).clamp(0, 1), mask)
+    loss = lam * l1 + grad + ssim_term
+    if return_terms:
+        return {'loss': loss, 'l1': l1, 'gradient': grad, 'ssim': ssim_term}
+    return loss
+
+
+def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor = None,
+               lam: float = 0.5, variant: str = 'eigen', eps: float = 1e-6) -> torch.Tensor:
+    """
+    Scale-invariant log loss with d = log(pred) - log(gt) over the valid pixels.
+
+    ``variant='eigen'`` (Eigen et al. 2014, variance form): mean(d^2) - lam * mean(d)^2,
+    lam = 0.5 by default (1 makes it fully scale invariant, 0 is plain log MSE).
+    ``variant='bts'``: 10 * sqrt(mean(d^2) - lam * mean(d)^2), with BTS's lam = 0.85
+    passed explicitly.
+    """
+    mask = _check(pred, gt, mask)
+    if not bool(mask.any()):
+        return pred.sum() * 0.0
+    d = torch.log(pred[mask].clamp(min=eps)) - torch.log(gt[mask].clamp(min=eps))
+    value = (d ** 2).mean() - lam * d.mean() ** 2
+    if variant == 'eigen':
+        return value
+    if variant == 'bts':
+        return 10.0 * torch.sqrt(value.clamp(min=0) + eps)
+    raise ValueError(f"variant must be 'eigen' or 'bts', got {variant!r}")
+
+
+def berhu_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor = None,
+               threshold: float = 0.2) -> torch.Tensor:
+    """
+    Reverse Huber (BerHu) loss (Laina et al. 2016): |r| below c, (r^2 + c^2) / 2c above.
+
+    c = threshold * max |r| over the valid pixels of the batch (not back-propagated).
+    """
+    mask = _check(pred, gt, mask)
+    if not bool(mask.any()):
+        return pred.sum() * 0.0
+    r = (pred[mask] - gt[mask]).abs()
+    c = threshold * r.max().detach()
+    if float(c) == 0.0:
+        return r.mean()
+    return torch.where(r <= c, r, (r ** 2 + c ** 2) / (2.0 * c)).mean()
+
+
+LOSSES = {'seeds': seeds_loss, 'silog': silog_loss, 'berhu': berhu_loss}
