@@ -82,7 +82,7 @@ def onnx_flops(model_path: str, height: int, width: int) -> Optional[float]:
     for dim, value in zip(dims, values):
         dim.Clear()
         dim.dim_value = value
-    model = shape_inference.infer_shapes(model)
+    model = shape_inference.infer_shapes(model, data_prop=True)
     shapes: Dict[str, List[int]] = {}
     for info in list(model.graph.value_info) + list(model.graph.input) + list(
             model.graph.output):
@@ -94,10 +94,15 @@ def onnx_flops(model_path: str, height: int, width: int) -> Optional[float]:
     for node in model.graph.node:
         if node.op_type == 'Constant' and node.attribute and node.attribute[0].name == 'value':
             shapes[node.output[0]] = list(node.attribute[0].t.dims)
+    counted = [n for n in model.graph.node
+               if n.op_type in ('Conv', 'ConvTranspose', 'MatMul', 'Gemm')]
+    unknown = sorted({name for n in counted for name in (n.input[0], n.output[0])
+                      if shapes.get(name) is None or -1 in shapes[name]})
+    if unknown:
+        # Static inference cannot follow computed pads or reshapes; one real run can.
+        shapes.update(_runtime_shapes(model, unknown, values))
     total = 0
-    for node in model.graph.node:
-        if node.op_type not in ('Conv', 'ConvTranspose', 'MatMul', 'Gemm'):
-            continue
+    for node in counted:
         x, w = (shapes.get(n) for n in node.input[:2])
         out = shapes.get(node.output[0])
         # Conv weights are (Cout, Cin / group, k...) and ConvTranspose ones (Cin, Cout /
@@ -112,6 +117,25 @@ def onnx_flops(model_path: str, height: int, width: int) -> Optional[float]:
             return None
         total += macs()
     return 2.0 * total
+
+
+def _runtime_shapes(model, names: List[str], input_shape: List[int]):
+    """Run the model once on zeros with ``names`` exposed as outputs; return their shapes."""
+    import onnx
+    import onnxruntime as ort
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.value_info[:]
+    existing = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in existing:
+            probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    session = ort.InferenceSession(probe.SerializeToString(),
+                                   providers=['CPUExecutionProvider'])
+    info = session.get_inputs()[0]
+    dtype = np.uint8 if 'uint8' in info.type else np.float32
+    outputs = session.run(names, {info.name: np.zeros(input_shape, dtype)})
+    return {name: list(out.shape) for name, out in zip(names, outputs)}
 
 
 def torch_flops(module, example) -> float:
