@@ -132,7 +132,7 @@ def test_every_zoo_architecture_exports_with_parity(tmp_path):
 def test_command_line_exports_a_checkpoint_and_fails_above_tolerance(tmp_path):
     architectures, build_model = _zoo()
     try:
-        import training.checkpoint  # noqa: F401
+        from training.checkpoint import save_checkpoint
     except ImportError as exc:
         pytest.skip(f'training.checkpoint not importable: {exc}')
     import os
@@ -144,8 +144,7 @@ def test_command_line_exports_a_checkpoint_and_fails_above_tolerance(tmp_path):
     meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
                      **model.output_spec(0.1, 10.0))
     ckpt = str(tmp_path / 'ckpt.pt')
-    torch.save({'format': 'mono_depth_ros.checkpoint', 'version': 1, 'meta': meta.to_dict(),
-                'config': {}, 'model': model.state_dict(), 'epoch': 0, 'step': 0}, ckpt)
+    save_checkpoint(ckpt, model, meta)
     script = os.path.join(repo, 'training', 'export_onnx.py')
     out = str(tmp_path / 'cli.onnx')
     done = subprocess.run([sys.executable, script, '--checkpoint', ckpt, '--output', out,

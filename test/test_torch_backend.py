@@ -53,7 +53,7 @@ def test_torchscript_without_metadata_is_refused(tmp_path):
 
 def test_checkpoint_matches_graph_module(tmp_path):
     try:
-        from training.checkpoint import save_checkpoint  # noqa: F401
+        from training.checkpoint import save_checkpoint
         from training.networks import build_model
     except ImportError as exc:
         pytest.skip(f'training checkpoint/zoo not importable: {exc}')
@@ -62,8 +62,7 @@ def test_checkpoint_matches_graph_module(tmp_path):
     meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
                      **model.output_spec(0.1, 10.0))
     path = str(tmp_path / 'ckpt.pt')
-    torch.save({'format': 'mono_depth_ros.checkpoint', 'version': 1, 'meta': meta.to_dict(),
-                'config': {}, 'model': model.state_dict(), 'epoch': 0, 'step': 0}, path)
+    save_checkpoint(path, model, meta)
     backend = TorchBackend.from_file(path)
     assert backend.kind == 'checkpoint' and backend.meta.arch == 'mobilenetv2_unet'
     rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
