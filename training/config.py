@@ -1,0 +1,150 @@
+"""
+Training configuration: defaults, then an experiment YAML, then ``--set`` overrides.
+
+``configs/defaults.yaml`` lists every key; an experiment file and ``--set a.b=value``
+overrides may only change keys that exist there (a typo is an error naming the key and the
+close matches). Override values are parsed as YAML, so ``--set optim.lr=3e-4`` is a float
+and ``--set data.root=`` an empty string. Nothing here mutates its arguments; the resolved
+config and the git revision are written into the run folder by :func:`write_run_files`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import subprocess
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+from mono_depth_ros.atomic import atomic_write_text
+import yaml
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
+DEFAULTS_PATH = os.path.join(CONFIG_DIR, 'defaults.yaml')
+# Sub-trees whose keys are free-form (constructor or loss arguments).
+OPEN_KEYS = ('model.args', 'loss.args')
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed or names an unknown key."""
+
+
+def read_yaml(path: str) -> Dict[str, Any]:
+    """Read a YAML mapping with yaml.safe_load (an empty file is an empty mapping)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    with open(path, 'r', encoding='utf-8') as handle:
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected a mapping at the top level, got '
+                          f'{type(data).__name__}')
+    return data
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any], prefix: str = '',
+          source: str = 'config') -> Dict[str, Any]:
+    """Return base updated by update (recursively); unknown keys raise ConfigError."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        dotted = f'{prefix}{key}'
+        if prefix.rstrip('.') in OPEN_KEYS:
+            out[key] = copy.deepcopy(value)
+            continue
+        if key not in out:
+            close = difflib.get_close_matches(str(key), [str(k) for k in out], n=3)
+            hint = f' (did you mean {", ".join(prefix + c for c in close)}?)' if close else ''
+            raise ConfigError(f'{source}: unknown key {dotted!r}{hint}')
+        if isinstance(out[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f'{source}: {dotted!r} must be a mapping, got {value!r}')
+            out[key] = merge(out[key], value, dotted + '.', source)
+        else:
+            if isinstance(value, Mapping):
+                raise ConfigError(f'{source}: {dotted!r} is a value, not a mapping')
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> Dict[str, Any]:
+    """Turn ``a.b.c=value`` into ``{'a': {'b': {'c': value}}}`` with a YAML-typed value."""
+    if '=' not in text:
+        raise ConfigError(f'override {text!r} is not of the form key=value')
+    key, raw = text.split('=', 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split('.')):
+        raise ConfigError(f'override {text!r} has an empty key')
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ''
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'override {text!r}: value is not valid YAML: {exc}') from exc
+    for part in reversed(key.split('.')):
+        value = {part: value}
+    return value
+
+
+def load_config(path: Optional[str] = None, overrides: Iterable[str] = (),
+                defaults_path: str = DEFAULTS_PATH) -> Dict[str, Any]:
+    """Return the resolved config: defaults <- YAML file at path <- each override."""
+    config = read_yaml(defaults_path)
+    if path:
+        config = merge(config, read_yaml(path), source=path)
+    for text in overrides:
+        config = merge(config, parse_override(text), source=f'--set {text}')
+    validate(config)
+    return config
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Check value ranges and choices that the key check cannot see."""
+    def need(cond, message):
+        if not cond:
+            raise ConfigError(message)
+
+    data, optim, train = config['data'], config['optim'], config['train']
+    need(data['height'] > 0 and data['width'] > 0, 'data.height and data.width must be > 0')
+    need(data['batch_size'] > 0, 'data.batch_size must be > 0')
+    need(0 < config['model']['min_depth'] < config['model']['max_depth'],
+         'model.min_depth must be in (0, model.max_depth)')
+    need(optim['optimizer'] in ('adamw', 'adam'), 'optim.optimizer must be adamw or adam')
+    need(optim['scheduler'] in ('onecycle', 'step', 'none'),
+         'optim.scheduler must be onecycle, step or none')
+    need(optim['amp'] in ('auto', 'bf16', 'fp16', 'none'),
+         'optim.amp must be auto, bf16, fp16 or none')
+    need(float(optim['lr']) > 0, 'optim.lr must be > 0')
+    need(train['epochs'] > 0, 'train.epochs must be > 0')
+    need(train['early_stopping']['mode'] in ('min', 'max'),
+         'train.early_stopping.mode must be min or max')
+    need(config['data']['kitti']['gt'] in ('velodyne', 'png'),
+         'data.kitti.gt must be velodyne or png')
+    for name in ('hflip', 'channel_swap', 'grayscale'):
+        need(0.0 <= float(config['augment'][name]) <= 1.0,
+             f'augment.{name} is a probability in [0, 1]')
+
+
+def git_revision(folder: Optional[str] = None) -> str:
+    """Return the git commit of the source tree (with -dirty), or '' outside a checkout."""
+    folder = folder or os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=folder, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                               cwd=folder, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+    return rev + ('-dirty' if dirty else '')
+
+
+def write_run_files(output_dir: str, config: Mapping[str, Any]) -> str:
+    """Write config.yaml (resolved) and git_revision.txt into output_dir; return the revision."""
+    os.makedirs(output_dir, exist_ok=True)
+    atomic_write_text(os.path.join(output_dir, 'config.yaml'),
+                      yaml.safe_dump(dict(config), sort_keys=False))
+    rev = git_revision()
+    atomic_write_text(os.path.join(output_dir, 'git_revision.txt'), rev + '\n')
+    return rev

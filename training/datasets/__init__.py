@@ -1,0 +1,77 @@
+"""
+Datasets: one base class (``base.DepthDataset``) and one subclass per source.
+
+``build_dataset(config, split)`` makes the train or val dataset that a resolved training
+config describes (``data.dataset`` names one of ``DATASETS``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from training.datasets.augment import RawSample
+from training.datasets.base import DatasetError, DepthDataset
+from training.datasets.folder import FolderDataset
+from training.datasets.kitti import KittiObject, KittiRaw
+from training.datasets.nyu import NYUCSV, NYUH5, NYUMat, read_index_list
+from training.datasets.synthetic import SyntheticDataset
+
+DATASETS = ('nyu_mat', 'nyu_csv', 'nyu_h5', 'kitti', 'kitti_object', 'folder', 'synthetic')
+
+__all__ = ['build_dataset', 'DATASETS', 'DatasetError', 'DepthDataset', 'FolderDataset',
+           'KittiObject', 'KittiRaw', 'NYUCSV', 'NYUH5', 'NYUMat', 'RawSample',
+           'SyntheticDataset']
+
+
+def _resolve(root: str, path: str) -> str:
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(root, path)
+
+
+def build_dataset(config: Mapping[str, Any], split: str = 'train',
+                  photometric_in_loader: bool = True) -> DepthDataset:
+    """Return the 'train' or 'val' dataset of a resolved config."""
+    if split not in ('train', 'val'):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    data = config['data']
+    train = split == 'train'
+    resize = None
+    if data['resize_width'] and data['resize_height']:
+        resize = (data['resize_width'], data['resize_height'])
+    common = dict(height=data['height'], width=data['width'], train=train,
+                  augment=config['augment'] if train else None, resize=resize,
+                  seed=config['seed'], photometric_in_loader=photometric_in_loader)
+    name, root = data['dataset'], data['root']
+    split_path = _resolve(root, data['train_split'] if train else data['val_split'])
+    if name == 'synthetic':
+        syn = data['synthetic']
+        return SyntheticDataset(syn['train_size'] if train else syn['val_size'],
+                                scene_seed=syn['seed'] if train else syn['val_seed'],
+                                frames_per_room=syn['frames_per_room'], **common)
+    if not root:
+        raise DatasetError(f'data.root is empty; dataset {name!r} needs it')
+    if name == 'nyu_mat':
+        indices = read_index_list(split_path) if split_path else None
+        return NYUMat(root, indices=indices, **common)
+    if name == 'nyu_csv':
+        csv = split_path or ('data/nyu2_train.csv' if train else 'data/nyu2_test.csv')
+        return NYUCSV(root, csv=os.path.relpath(csv, root) if os.path.isabs(csv) and
+                      not root.endswith('.zip') else csv, **common)
+    if name == 'nyu_h5':
+        return NYUH5(root, split='train' if train else 'val', **common)
+    if name == 'kitti':
+        if not split_path:
+            raise DatasetError(f'data.{split}_split is empty; KITTI needs a split file')
+        kitti = data['kitti']
+        return KittiRaw(root, split_file=split_path, gt=kitti['gt'],
+                        depth_root=kitti['depth_root'], **common)
+    if name == 'kitti_object':
+        return KittiObject(root, **common)
+    if name == 'folder':
+        folder = data['folder']
+        return FolderDataset(root, rgb_dir=folder['rgb_dir'], depth_dir=folder['depth_dir'],
+                             intrinsics=folder['intrinsics'],
+                             depth_scale=folder['depth_scale'], **common)
+    raise DatasetError(f'unknown dataset {name!r}; choose from {", ".join(DATASETS)}')

@@ -1,0 +1,153 @@
+"""
+The dataset base class: subclasses only say how to load one view.
+
+A subclass implements ``__len__`` and ``load(index) -> RawSample`` (RGB uint8, depth in
+metres with 0 = invalid, the intrinsics of that image). The base class resizes, crops and
+augments (``augment.py``), and returns a dict of tensors:
+
+* ``image``  float32 (3, H, W) RGB in [0, 1] (normalisation happens on the device);
+* ``depth``  float32 (1, H, W) metres, 0 = invalid; ``mask`` bool (1, H, W);
+* ``K``      float32 (3, 3) at the returned size; ``id`` str; ``index`` int;
+* with ``frame_offsets`` (self-supervised training on sequences), ``image{o:+d}`` and
+  ``pose{o:+d}`` for each offset, augmented with the same draws as the centre frame,
+  plus ``pose`` for the centre frame; subclasses that know neighbours implement
+  ``load_frame(index, offset)``.
+
+Random draws come from a seed made of (seed, epoch, index), so they do not depend on the
+number of workers and a resumed run sees the same augmentations as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from mono_depth_ros.intrinsics import Intrinsics
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from training.datasets.augment import (GeometricAugment, PhotometricAugment, RawSample,
+                                       resize_sample, sample_seed)
+
+
+class DatasetError(RuntimeError):
+    """A dataset's files are missing or malformed; the message names the file."""
+
+
+class DepthDataset(Dataset):
+    """Base class for RGB-D datasets (see the module docstring)."""
+
+    # Evaluation caps and crops that apply to this kind of data (evaluate.py reads them).
+    max_eval_depth = 10.0
+    eval_crop = 'eigen'
+
+    def __init__(self, height: int, width: int, train: bool = False,
+                 augment: Optional[Mapping[str, Any]] = None,
+                 resize: Optional[Sequence[int]] = None, seed: int = 0,
+                 photometric_in_loader: bool = True, frame_offsets: Sequence[int] = ()):
+        self.height, self.width = int(height), int(width)
+        self.train = bool(train)
+        self.augment_cfg = dict(augment or {'enabled': False})
+        # resize = (width, height) of the image before the crop; None = the network size.
+        self.resize = tuple(int(v) for v in resize) if resize else (self.width, self.height)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.frame_offsets = tuple(int(o) for o in frame_offsets)
+        self.geometric = GeometricAugment(self.width, self.height, self.augment_cfg, train)
+        self.photometric = PhotometricAugment(self.augment_cfg)
+        self.photometric_in_loader = bool(photometric_in_loader) and self.train
+
+    # -- to implement ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Return the number of samples."""
+        raise NotImplementedError
+
+    def load(self, index: int) -> RawSample:
+        """Return sample index at its native size."""
+        raise NotImplementedError
+
+    def load_frame(self, index: int, offset: int) -> RawSample:
+        """Return the frame offset frames away from sample index (sequence datasets)."""
+        raise NotImplementedError(f'{type(self).__name__} has no neighbouring frames')
+
+    # -- shared ---------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of this epoch (call before iterating)."""
+        self.epoch = int(epoch)
+
+    def prepare(self, sample: RawSample, rng: np.random.Generator, params=None):
+        """Resize and crop/augment one view; return (sample, geometric params)."""
+        sample = resize_sample(sample, *self.resize)
+        if params is None:
+            params = self.geometric.draw(rng, self.resize)
+        return self.geometric.apply(sample, params), params
+
+    def _image_tensor(self, rgb: np.ndarray, seed: int) -> torch.Tensor:
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+        if self.photometric_in_loader and self.photometric.active:
+            gen = torch.Generator().manual_seed(seed)
+            image = self.photometric(image[None], gen)[0]
+        return image
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        """Return the tensors of sample index (see the module docstring)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f'index {index} out of range for {len(self)} samples')
+        seed = sample_seed(self.seed, self.epoch if self.train else 0, index)
+        rng = np.random.default_rng(seed)
+        sample, params = self.prepare(self.load(index), rng)
+        depth = np.nan_to_num(sample.depth.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        depth[depth < 0] = 0.0
+        out = {
+            'image': self._image_tensor(sample.rgb, seed),
+            'depth': torch.from_numpy(depth)[None],
+            'mask': torch.from_numpy(depth > 0)[None],
+            'K': torch.from_numpy(sample.intrinsics.K.astype(np.float32)),
+            'id': sample.id,
+            'index': index,
+        }
+        if self.frame_offsets:
+            out['pose'] = _pose_tensor(sample.pose)
+            for offset in self.frame_offsets:
+                other, _ = self.prepare(self.load_frame(index, offset), rng, params)
+                out[f'image{offset:+d}'] = self._image_tensor(other.rgb, seed)
+                out[f'pose{offset:+d}'] = _pose_tensor(other.pose)
+        return out
+
+
+def _pose_tensor(pose) -> torch.Tensor:
+    if pose is None:
+        return torch.full((4, 4), float('nan'))
+    return torch.from_numpy(np.asarray(pose, dtype=np.float32))
+
+
+def check_size(rgb: np.ndarray, depth: np.ndarray, where: str) -> None:
+    """Raise DatasetError unless RGB is (H, W, 3) uint8 and depth (H, W)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DatasetError(f'{where}: RGB has shape {rgb.shape}, expected (H, W, 3)')
+    if depth.shape != rgb.shape[:2]:
+        raise DatasetError(f'{where}: depth {depth.shape} and RGB {rgb.shape[:2]} differ')
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Read an image file as RGB uint8."""
+    import cv2
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f'cannot read image {path}')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_depth_png(path: str, scale: float) -> np.ndarray:
+    """Read a 16-bit (or 8-bit) depth PNG as float32 metres: value * scale, 0 stays 0."""
+    import cv2
+    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DatasetError(f'cannot read depth image {path}')
+    if raw.ndim != 2:
+        raise DatasetError(f'{path}: depth image has {raw.shape[2]} channels, expected 1')
+    return raw.astype(np.float32) * np.float32(scale)
+
+
+def intrinsics_matrix(intrinsics: Intrinsics) -> np.ndarray:
+    """Return K as float32 (the form the samples carry)."""
+    return intrinsics.K.astype(np.float32)

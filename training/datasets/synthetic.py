@@ -1,0 +1,56 @@
+"""
+Synthetic rooms from ``mono_depth_ros.synthetic``: exact depth, any size, deterministic.
+
+Sample i is frame i of ``SyntheticStream(seed)`` (rooms change every ``frames_per_room``
+frames), rendered directly at the requested size, so the same (seed, index, size) always
+gives the same pixels. Poses are known, so neighbouring frames are available for
+self-supervised training (``frame_offsets``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from mono_depth_ros.synthetic import SyntheticStream
+import numpy as np
+from training.datasets.augment import RawSample
+from training.datasets.base import DepthDataset
+
+
+class SyntheticDataset(DepthDataset):
+    """``size`` frames of the stream for ``scene_seed``, rendered at the resize size."""
+
+    def __init__(self, size: int, scene_seed: int = 0, frames_per_room: int = 16,
+                 intrinsics=None, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+        self.stream_seed = int(scene_seed)
+        self.frames_per_room = int(frames_per_room)
+        self.camera = intrinsics
+        self._stream: Optional[SyntheticStream] = None
+
+    def _get_stream(self) -> SyntheticStream:
+        if self._stream is None:
+            w, h = self.resize
+            self._stream = SyntheticStream(w, h, intrinsics=self.camera, seed=self.stream_seed,
+                                           frames_per_room=self.frames_per_room)
+        return self._stream
+
+    def __len__(self) -> int:
+        """Return the number of frames."""
+        return self.size
+
+    def load(self, index: int) -> RawSample:
+        """Render frame index."""
+        return self.load_frame(index, 0)
+
+    def load_frame(self, index: int, offset: int) -> RawSample:
+        """Render the frame offset steps along the camera path, within the same room."""
+        room = index // self.frames_per_room
+        within = min(max(index % self.frames_per_room + offset, 0), self.frames_per_room - 1)
+        stream = self._get_stream()
+        frame = stream.frame(room * self.frames_per_room + within)
+        depth = frame.depth.astype(np.float32)
+        depth[~np.isfinite(depth)] = 0.0
+        return RawSample(frame.rgb, depth, stream.intrinsics, id=f'synthetic_{index:06d}',
+                         pose=frame.pose)
