@@ -179,3 +179,23 @@ def test_engine_files_are_checked_before_loading(fake, model, tmp_path):
     os.remove(sidecar_path(out))
     with pytest.raises(BackendError, match='sidecar .* is missing'):
         TensorRTBackend.from_file(out)
+
+
+def test_int8_engine_calibrated_from_a_folder_is_found_on_the_next_start(fake, model, tmp_path):
+    _trt, record = fake()
+    path, _meta = model
+    folder = tmp_path / 'calib'
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f'{i}.png'), np.full((30, 40, 3), 60 * i, np.uint8))
+    cache = tmp_path / 'engines'
+    for _start in range(3):
+        job = EngineBuildJob(path, 'int8', str(cache), calibration_folder=str(folder),
+                             log=lambda _m: None)
+        engine = job.run()
+    # Calibrated and built once; the engine is filed under the key of the cache it wrote.
+    assert len(record['builds']) == 1 and record['calibration_batches'] == 2
+    assert sorted(f for f in os.listdir(cache) if f.endswith('.engine')) == [
+        os.path.basename(engine)]
+    fields = json.load(open(sidecar_path(engine)))['key_fields']
+    assert fields['calibration_sha256'] != ''

@@ -24,8 +24,8 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mono_depth_ros.backends.base import Backend, BackendError
-from mono_depth_ros.engine_cache import (check_engine, EngineCache, EngineKey, read_sidecar,
-                                         sha256_file)
+from mono_depth_ros.engine_cache import (check_engine, EngineCache, EngineKey, file_lock,
+                                         read_sidecar, sha256_file)
 from mono_depth_ros.model_meta import ModelMeta, ModelMetaError
 import numpy as np
 
@@ -577,9 +577,33 @@ def load_or_build_engine(onnx_path: str, precision: str, meta: ModelMeta,
         builder = EngineBuilder(workspace_gib, timing_cache, log)
         return builder.build(onnx_path, meta, precision, h, w, calibrator)
 
+    if precision == 'int8' and not os.path.isfile(calibration_cache):
+        # The key names the calibration cache the engine was built from, and that cache is
+        # only written while this build calibrates: so calibrate first, then file the engine
+        # under the key of the cache it wrote. Keyed before calibration, it would be
+        # orphaned and rebuilt on the next start.
+        with file_lock(calibration_cache + '.lock'):
+            if not os.path.isfile(calibration_cache):
+                cached = _load_cached(cache, onnx_path, key)
+                data = cached if cached is not None else build()
+                key = engine_key(onnx_path, precision, shape, workspace, calibration_cache)
+                path, data, built = cache.get_or_build(onnx_path, key, meta, lambda: data)
+                log(f'{"built" if built else "loaded cached"} engine {path}')
+                return path, data, built
+        # Another process calibrated while this one waited: its cache is now part of the key.
+        key = engine_key(onnx_path, precision, shape, workspace, calibration_cache)
     path, data, built = cache.get_or_build(onnx_path, key, meta, build)
     log(f'{"built" if built else "loaded cached"} engine {path}')
     return path, data, built
+
+
+def _load_cached(cache: EngineCache, onnx_path: str, key: EngineKey) -> Optional[bytes]:
+    """Return the valid cached engine bytes for key, or None."""
+    path = cache.engine_path(onnx_path, key)
+    if not check_engine(path, key).ok:
+        return None
+    with open(path, 'rb') as handle:
+        return handle.read()
 
 
 class _EmptyBatcher:
