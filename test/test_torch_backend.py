@@ -108,3 +108,34 @@ def test_traced_module_follows_a_dtype_change(tmp_path):
         out = module(torch.from_numpy(tensor))
     assert out.dtype == torch.float64
     assert np.allclose(out[0, 0].numpy(), expected, atol=1e-5)
+
+
+def test_training_checkpoint_takes_the_onnx_graph_input(tmp_path):
+    try:
+        from training.checkpoint import save_checkpoint
+        from training.networks import build_model
+    except ImportError as exc:
+        pytest.skip(f'training checkpoint/zoo not importable: {exc}')
+    import dataclasses
+    from training.export_onnx import export_model
+    torch.manual_seed(0)
+    model = build_model('squeezenet_unet').eval()
+    # What training writes: the bare network's input, float NCHW normalised by the loader.
+    meta = ModelMeta(arch='squeezenet_unet', input_height=64, input_width=96,
+                     input_dtype='float32', input_layout='NCHW', normalize_in_graph=False,
+                     **model.output_spec(0.1, 10.0))
+    path = str(tmp_path / 'ckpt.pt')
+    save_checkpoint(path, model, meta)
+    onnx_meta, _ = export_model(model, meta, str(tmp_path / 'm.onnx'), check=False,
+                                log=lambda _m: None)
+    backend = TorchBackend.from_file(path)
+    ort = OnnxRuntimeBackend.from_file(str(tmp_path / 'm.onnx'))
+    assert (backend.meta.input_dtype, backend.meta.input_layout,
+            backend.meta.normalize_in_graph) == ('uint8', 'NHWC', True)
+    assert backend.input_shape == ort.input_shape == (1, 64, 96, 3)
+    assert dataclasses.replace(backend.meta, input_name='image', output_name='depth') == \
+        dataclasses.replace(onnx_meta, dynamic_shape=False)
+    rgb = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    tensor = Preprocessor(backend.meta)(rgb)
+    assert tensor.dtype == np.uint8
+    assert np.allclose(backend.infer(tensor), ort.infer(tensor), atol=1e-4)

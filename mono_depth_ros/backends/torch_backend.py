@@ -12,6 +12,7 @@ torch is imported lazily: the runtime package must import without it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Tuple
@@ -99,7 +100,20 @@ def load_torch_model(path: str, map_location='cpu'):
             raise BackendError(f'cannot load checkpoint {path}: {exc}') from exc
     if not isinstance(meta, ModelMeta):
         meta = ModelMeta.from_dict(meta)
-    return model.eval(), meta, 'checkpoint'
+    return model.eval(), graph_input_meta(meta), 'checkpoint'
+
+
+def graph_input_meta(meta: ModelMeta) -> ModelMeta:
+    """
+    Return meta for the wrapped network: uint8 RGB NHWC in, normalised inside.
+
+    A training checkpoint describes its bare network (float NCHW, normalised by the data
+    loader). Wrapped by :func:`graph_module` it takes what the exported ONNX graph takes, so
+    every backend is fed the same tensor and the normalisation runs on the device, on a
+    quarter of the bytes.
+    """
+    return dataclasses.replace(meta, input_dtype='uint8', input_layout='NHWC',
+                               normalize_in_graph=True)
 
 
 def _load_torchscript(path: str, map_location):
