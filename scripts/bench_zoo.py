@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""
+Benchmark every zoo architecture with depth_bench: torch (checkpoint) and ONNX backends.
+
+    python scripts/bench_zoo.py [--archs mobilenetv2_unet ...] \
+        [--sizes 224x224 240x320 480x640] [--backends torch onnxruntime tensorrt] \
+        [--precisions fp32 fp16] [--cuda-graphs off on] [--iterations 50] \
+        [--peak-tflops FP32 FP16] [--output-dir out/bench_zoo]
+
+Each architecture is built with its default arguments and random weights (speed does not
+depend on the weights), saved as a checkpoint for the torch backend and exported to a
+dynamic ONNX for ONNX Runtime / TensorRT, then timed at each size. With ``--peak-tflops``
+(the device's dense peak for fp32 and fp16) each row also shows the share of the peak the
+model reaches: small models at batch 1 are bound by kernel launches and memory traffic,
+far below it. Writes zoo.md and zoo.csv (atomically) to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from typing import Dict, List
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mono_depth_ros.atomic import atomic_write_text  # noqa: E402
+from mono_depth_ros.bench import (BenchConfig, COLUMNS, csv_text, environment_line,  # noqa: E402
+                                  markdown_table, parse_size, run)
+from mono_depth_ros.model_meta import ModelMeta  # noqa: E402
+
+ONNX_BACKENDS = ('onnxruntime', 'tensorrt')
+
+
+def prepare(arch: str, folder: str, height: int, width: int) -> Dict[str, str]:
+    """Write a random-weight checkpoint and a dynamic ONNX export of arch; return paths."""
+    import torch
+    from training.checkpoint import save_checkpoint
+    from training.export_onnx import export_model
+    from training.networks import build_model
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    meta = ModelMeta(arch=arch, input_height=height, input_width=width,
+                     description=f'{arch}, random weights, for timing only',
+                     **model.output_spec(0.1, 10.0))
+    paths = {'checkpoint': os.path.join(folder, f'{arch}.pt'),
+             'onnx': os.path.join(folder, f'{arch}.onnx')}
+    save_checkpoint(paths['checkpoint'], model, meta)
+    export_model(model, meta, paths['onnx'], dynamic=True, check=False, log=lambda _m: None)
+    return paths
+
+
+def bench_arch(arch: str, paths: Dict[str, str], args, sizes) -> List[Dict]:
+    """Return depth_bench rows for one architecture, tagged with its name."""
+    rows = []
+    for backends, model in (([b for b in args.backends if b == 'torch'], paths['checkpoint']),
+                            ([b for b in args.backends if b in ONNX_BACKENDS], paths['onnx'])):
+        if not backends:
+            continue
+        config = BenchConfig(model=model, backends=backends, precisions=args.precisions,
+                             sizes=sizes, iterations=args.iterations, warmup=args.warmup,
+                             cuda_graphs=[v == 'on' for v in args.cuda_graphs],
+                             pipeline_frames=0, threads=args.threads)
+        result = run(config, log=lambda _m: None)
+        for row in result['rows']:
+            row = dict(row, arch=arch)
+            peak = args.peak.get(row['precision'])
+            if peak and row.get('tflops_s'):
+                row['peak_share'] = row['tflops_s'] / peak
+            rows.append(row)
+            if row.get('status') == 'ok':
+                print(f'{arch:20s} {row["backend"]:12s} {row["precision"]:5s} '
+                      f'{row["size"]:>9s} graphs={int(bool(row["cuda_graphs"]))}: '
+                      f'p50 {row["p50_ms"]:.3f} ms', flush=True)
+    return rows
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--archs', nargs='+', help='default: every zoo architecture')
+    parser.add_argument('--sizes', nargs='+', default=['224x224', '240x320', '480x640'])
+    parser.add_argument('--backends', nargs='+', default=['torch', 'onnxruntime'],
+                        choices=('torch', 'onnxruntime', 'tensorrt'))
+    parser.add_argument('--precisions', nargs='+', default=['fp32'],
+                        choices=('fp32', 'fp16', 'int8'))
+    parser.add_argument('--cuda-graphs', nargs='+', choices=('on', 'off'), default=['off'])
+    parser.add_argument('--iterations', type=int, default=50)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime threads')
+    parser.add_argument('--peak-tflops', nargs=2, type=float, metavar=('FP32', 'FP16'),
+                        help="the device's dense peak TFLOP/s, to show the share reached")
+    parser.add_argument('--output-dir', default=os.path.join('out', 'bench_zoo'))
+    args = parser.parse_args(argv)
+    args.peak = dict(zip(('fp32', 'fp16'), args.peak_tflops or ()))
+    return args
+
+
+def main(argv=None) -> int:
+    """Prepare, time and tabulate every requested architecture."""
+    args = parse_args(argv)
+    from training.networks import ARCHITECTURES
+    archs = args.archs or list(ARCHITECTURES)
+    unknown = sorted(set(archs) - set(ARCHITECTURES))
+    if unknown:
+        print(f'bench_zoo: error: unknown architecture(s) {", ".join(unknown)}',
+              file=sys.stderr)
+        return 1
+    sizes = [parse_size(s) for s in args.sizes]
+    rows: List[Dict] = []
+    with tempfile.TemporaryDirectory(prefix='bench_zoo_') as folder:
+        for arch in archs:
+            paths = prepare(arch, folder, *sizes[0])
+            rows.extend(bench_arch(arch, paths, args, sizes))
+    columns = ['arch'] + list(COLUMNS) + (['peak_share'] if args.peak else [])
+    text = (f'# Zoo benchmark\n\n{environment_line()}; {args.iterations} iterations after '
+            f'{args.warmup} warm-up; random weights.\n\n' + markdown_table(rows, columns) + '\n')
+    print(text)
+    os.makedirs(args.output_dir, exist_ok=True)
+    atomic_write_text(os.path.join(args.output_dir, 'zoo.md'), text)
+    atomic_write_text(os.path.join(args.output_dir, 'zoo.csv'), csv_text(rows, columns))
+    return 0 if any(r.get('status') == 'ok' for r in rows) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
