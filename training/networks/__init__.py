@@ -29,7 +29,12 @@ ARCHITECTURES = {
 __all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'MobileNetV2Encoder',
            'MobileNetV2UNet', 'MonodepthDecoder', 'OUTPUTS', 'PoseDecoder', 'ResNet18Monodepth',
            'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'UNetDecoder',
-           'arch_arg_names', 'build_model']
+           'arch_arg_names', 'build_model', 'rebuild_args']
+
+# Arguments that only matter when a network is first built for training: the weights they
+# bring in are in the checkpoint afterwards, and the files they name may not exist where
+# the checkpoint is loaded.
+INIT_ONLY_ARGS = ('pretrained',)
 
 
 def arch_arg_names(arch: str) -> Dict[str, Any]:
@@ -48,3 +53,8 @@ def build_model(arch: str, **arch_args: Any) -> nn.Module:
         raise ValueError(f'{arch} does not take argument(s) {", ".join(unknown)}; '
                          f'it takes: {", ".join(sorted(accepted))}')
     return ARCHITECTURES[arch](**arch_args)
+
+
+def rebuild_args(arch_args: Dict[str, Any]) -> Dict[str, Any]:
+    """Return arch_args without the init-only ones, for rebuilding a network from a checkpoint."""
+    return {k: v for k, v in arch_args.items() if k not in INIT_ONLY_ARGS}

@@ -76,7 +76,7 @@ class SqueezeNetUNet(DepthNet):
     its skip's exact size, so any input of at least 32x32 works.
     """
 
-    def __init__(self, decoder_channels: Sequence[int] = (256, 128, 64),
+    def __init__(self, decoder_channels: Sequence[int] = (128, 64, 32),
                  freeze_encoder: bool = False, output: str = 'depth',
                  pretrained: Optional[str] = None):
         super().__init__()
