@@ -86,7 +86,8 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
             return 3
 
         def desc(self):
-            return 'Unsupported operator FancyOp'
+            # parse_error=True gives a generic error; a string is used as the description.
+            return parse_error if isinstance(parse_error, str) else 'Unsupported operator FancyOp'
 
         def code(self):
             return 8

@@ -199,3 +199,10 @@ def test_int8_engine_calibrated_from_a_folder_is_found_on_the_next_start(fake, m
         os.path.basename(engine)]
     fields = json.load(open(sidecar_path(engine)))['key_fields']
     assert fields['calibration_sha256'] != ''
+
+
+def test_uint8_parse_error_suggests_a_float_export(fake, model, tmp_path):
+    fake(version='8.5.2', parse_error='Unsupported ONNX data type: UINT8 (2)')
+    path, _meta = model
+    with pytest.raises(BackendError, match='UINT8 .*\n.*--input-dtype float32'):
+        EngineBuildJob(path, 'fp16', str(tmp_path), log=lambda _m: None).run()

@@ -264,6 +264,10 @@ class EngineBuilder:
             for i in range(parser.num_errors):
                 error = parser.get_error(i)
                 lines.append(f'  node {error.node()}: {error.desc()} (code {error.code()})')
+            if 'UINT8' in '\n'.join(lines).upper():
+                # Older TensorRT versions take no uint8 network inputs; a float graph runs on all.
+                lines.append('  hint: re-export with training/export_onnx.py --input-dtype '
+                             'float32 for this TensorRT version')
             raise BackendError(f'TensorRT cannot parse {onnx_path}:\n' + '\n'.join(lines))
         for i in range(network.num_inputs):
             t = network.get_input(i)
