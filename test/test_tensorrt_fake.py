@@ -206,3 +206,25 @@ def test_uint8_parse_error_suggests_a_float_export(fake, model, tmp_path):
     path, _meta = model
     with pytest.raises(BackendError, match='UINT8 .*\n.*--input-dtype float32'):
         EngineBuildJob(path, 'fp16', str(tmp_path), log=lambda _m: None).run()
+
+
+def test_int8_calibration_batches_match_the_profile_optimum(fake, tmp_path, monkeypatch):
+    fake()
+    from mono_depth_ros import calibration
+    onnx_path, _ts, _meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
+    folder = tmp_path / 'calib'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.full((30, 40, 3), 100, np.uint8))
+    shapes = []
+    original = calibration.CalibrationBatcher.padded
+
+    def padded(self):
+        for batch in original(self):
+            shapes.append(batch.shape)
+            yield batch
+
+    monkeypatch.setattr(calibration.CalibrationBatcher, 'padded', padded)
+    EngineBuildJob(onnx_path, 'int8', str(tmp_path / 'c'), calibration_folder=str(folder),
+                   height=64, width=96, log=lambda _m: None).run()
+    # The tiny model's own size is 32x48; the engine is built for 64x96.
+    assert shapes == [(1, 64, 96, 3)]

@@ -571,7 +571,9 @@ def load_or_build_engine(onnx_path: str, precision: str, meta: ModelMeta,
             from mono_depth_ros.calibration import (CalibrationBatcher,
                                                     make_entropy_calibrator)
             if calibration_folder:
-                batcher = CalibrationBatcher(calibration_folder, meta, batch_size=1)
+                # Calibration runs at the profile's optimum shape, h x w, not the meta size.
+                sized = dataclasses.replace(meta, input_height=h, input_width=w)
+                batcher = CalibrationBatcher(calibration_folder, sized, batch_size=1)
             elif os.path.isfile(calibration_cache):
                 batcher = _EmptyBatcher()
             else:
