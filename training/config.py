@@ -82,6 +82,12 @@ def parse_override(text: str) -> Dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ''
     except yaml.YAMLError as exc:
         raise ConfigError(f'override {text!r}: value is not valid YAML: {exc}') from exc
+    if isinstance(value, str):
+        # YAML 1.1 reads '3e-4' (no dot) as a string; a number is what anyone means.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     for part in reversed(key.split('.')):
         value = {part: value}
     return value

@@ -527,7 +527,7 @@ class Trainer:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         if finite.item() < 1:
             raise TrainingDivergedError(
-                f'loss is {float(loss):.6g} at step {self.state["step"] + 1} (epoch '
+                f'loss is {float(loss.detach()):.6g} at step {self.state["step"] + 1} (epoch '
                 f'{self.state["epoch"] + 1}); lower optim.lr, check the data for invalid '
                 'depth, or set optim.amp=none')
         self.optimizer.zero_grad(set_to_none=True)

@@ -6,7 +6,8 @@ stem (or, when no stems match, by sorted order, as in TUM's differently named fi
 Depth is ``value * depth_scale`` metres (millimetres by default; TUM uses 1/5000), 0 =
 invalid. The intrinsics file is a camera_info_manager YAML, or JSON in either the Open3D
 form (``width``, ``height``, column-major ``intrinsic_matrix``) or ``fx, fy, cx, cy,
-width, height``. Images of another size than the file's get rescaled intrinsics.
+width, height``; or an ``Intrinsics`` object or preset name ('kinect_nyu', 'kitti').
+Images of another size than the file's get rescaled intrinsics.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import json
 import os
 from typing import Optional
 
-from mono_depth_ros.intrinsics import Intrinsics, IntrinsicsError, load_camera_info_yaml
+from mono_depth_ros.intrinsics import (Intrinsics, IntrinsicsError, load_camera_info_yaml,
+                                       PRESET_ALIASES, PRESETS)
 import numpy as np
 from training.datasets.augment import RawSample
 from training.datasets.base import (check_size, DatasetError, DepthDataset, read_depth_png,
@@ -55,7 +57,7 @@ class FolderDataset(DepthDataset):
     """RGB + depth PNG pairs and an intrinsics file (see the module docstring)."""
 
     def __init__(self, root: str, rgb_dir: str = 'rgb', depth_dir: str = 'depth',
-                 intrinsics: str = '', depth_scale: float = 0.001,
+                 intrinsics='', depth_scale: float = 0.001,
                  max_depth: Optional[float] = None, **kwargs):
         super().__init__(**kwargs)
         self.root = root
@@ -78,6 +80,12 @@ class FolderDataset(DepthDataset):
                                    f'vs {len(depths)} depth maps cannot pair by order')
             pairs = list(zip(rgbs, depths))
         self.pairs = pairs
+        if isinstance(intrinsics, Intrinsics):
+            self.camera = intrinsics
+            return
+        if intrinsics in PRESETS or intrinsics in PRESET_ALIASES:
+            self.camera = PRESETS[PRESET_ALIASES.get(intrinsics, intrinsics)]
+            return
         if not intrinsics:
             candidates = sorted(glob.glob(os.path.join(root, '*.yaml')) +
                                 glob.glob(os.path.join(root, '*.json')))

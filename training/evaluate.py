@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""
+Evaluate a checkpoint: the standard depth metrics table, per-image CSV, grid and histogram.
+
+    python training/evaluate.py --checkpoint runs/smoke/best.pt --dataset synthetic
+    python training/evaluate.py --checkpoint best.pt --dataset nyu --data-root DIR|FILE
+        [--split FILE] [--median-scaling] [--crop eigen|garg|none] [--output-dir DIR]
+
+Each image is run at the model's input size; the prediction is resized (bilinear) back to
+the ground truth's own resolution and metrics are computed there, per image, then averaged
+(``training.metrics``: masks ANDed, predictions clamped). Depth is capped at 10 m for NYU
+and 80 m for KITTI; the crop defaults to Eigen's for NYU and Garg's for KITTI. ``--dataset
+nyu`` takes the labeled ``.mat``, DenseDepth's zip/folder (test CSV), a FastDepth folder
+(``val/``), or a folder with ``rgb/`` + ``depth/`` (mm) PNGs like the shared samples;
+``kitti`` takes a raw root with ``--split`` (Eigen lines) or an object-benchmark folder;
+``synthetic`` without ``--data-root`` renders a fixed set of rooms. A constant-depth
+baseline (the evaluation set's median depth everywhere) is printed for context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from typing import Dict, List, Optional
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cv2  # noqa: E402
+from mono_depth_ros.atomic import atomic_path, atomic_write_text  # noqa: E402
+from mono_depth_ros.colormap import colorize_depth  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from training.checkpoint import load_model  # noqa: E402
+from training.datasets import (FolderDataset, KittiObject, KittiRaw, NYUCSV, NYUH5,  # noqa: E402
+                               NYUMat, SyntheticDataset)
+from training.datasets.augment import normalize, RawSample  # noqa: E402
+from training.datasets.nyu import read_index_list  # noqa: E402
+from training.metrics import (average_metrics, compute_depth_metrics,  # noqa: E402
+                              METRIC_NAMES, NoValidPixelsError)
+
+CAPS = {'nyu': 10.0, 'kitti': 80.0}
+DEFAULT_CROPS = {'nyu': 'eigen', 'kitti': 'garg'}
+TABLE = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
+SYNTHETIC_EVAL_SEED = 424242
+GRID_ROWS = 6
+
+
+def open_dataset(kind: str, root: Optional[str], meta, split: Optional[str] = None,
+                 num_images: int = 16, depth_scale: float = 0.001, intrinsics: str = ''):
+    """Return the evaluation dataset (its load() gives native-size samples)."""
+    size = dict(height=meta.input_height, width=meta.input_width)
+    if kind == 'synthetic' and not root:
+        return SyntheticDataset(num_images, scene_seed=SYNTHETIC_EVAL_SEED, frames_per_room=1,
+                                **size)
+    if not root:
+        raise SystemExit(f'error: --dataset {kind} needs --data-root')
+    if kind == 'nyu':
+        if root.endswith('.mat'):
+            return NYUMat(root, indices=read_index_list(split) if split else None, **size)
+        if root.endswith('.zip') or os.path.isfile(os.path.join(root, 'data', 'nyu2_test.csv')):
+            return NYUCSV(root, csv=split or 'data/nyu2_test.csv', **size)
+        if os.path.isdir(os.path.join(root, 'val')):
+            return NYUH5(root, split='val', **size)
+        return FolderDataset(root, intrinsics=intrinsics or 'kinect_nyu', depth_scale=0.001,
+                             **size)
+    if kind == 'kitti':
+        if split:
+            return KittiRaw(root, split_file=split, **size)
+        return KittiObject(root, **size)
+    if kind == 'folder':
+        return FolderDataset(root, intrinsics=intrinsics, depth_scale=depth_scale, **size)
+    if kind == 'synthetic':
+        return SyntheticDataset(num_images, scene_seed=SYNTHETIC_EVAL_SEED, **size)
+    raise SystemExit(f'error: unknown dataset {kind!r}')
+
+
+def predict(model, meta, sample: RawSample) -> np.ndarray:
+    """Return the metric depth of one native-size sample, at its native size."""
+    h, w = sample.depth.shape
+    rgb = cv2.resize(sample.rgb, (meta.input_width, meta.input_height),
+                     interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        raw = model(normalize(x, meta.mean, meta.std))
+        depth = model.to_depth(raw.float(), meta.min_depth, meta.max_depth)[0, 0].numpy()
+    if meta.focal_rescale:
+        k = sample.intrinsics.resize(meta.input_width, meta.input_height)
+        depth = depth * meta.focal_scale(k.fx, k.fy)
+    return cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _label(image: np.ndarray, text: str) -> np.ndarray:
+    out = image.copy()
+    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return out
+
+
+def grid_row(sample: RawSample, pred: np.ndarray, cap: float, min_depth: float) -> np.ndarray:
+    """Return input | prediction | ground truth | abs_rel error (inferno, 0..0.5) as a row."""
+    gt = sample.depth
+    valid = gt > 0
+    err = np.full(gt.shape, np.nan, np.float32)
+    err[valid] = np.abs(pred[valid] - gt[valid]) / gt[valid]
+    scaled = np.clip(np.nan_to_num(err, nan=0.0) / 0.5 * 255.0, 0, 255).astype(np.uint8)
+    error = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    error[~valid] = 0
+    panels = [sample.rgb, colorize_depth(pred, min_depth, cap),
+              colorize_depth(np.where(valid, gt, np.nan), min_depth, cap), error]
+    names = ('input', 'prediction', 'ground truth', 'abs_rel error')
+    return np.hstack([_label(p, n) for p, n in zip(panels, names)])
+
+
+def histogram_image(errors: np.ndarray, bins: int = 50, top: float = 1.0,
+                    size=(640, 360)) -> np.ndarray:
+    """Draw a histogram of per-pixel abs_rel errors (clipped to [0, top]) with OpenCV."""
+    width, height = size
+    counts, edges = np.histogram(np.clip(errors, 0, top), bins=bins, range=(0, top))
+    image = np.full((height, width, 3), 255, np.uint8)
+    left, bottom, plot_w, plot_h = 50, height - 40, width - 70, height - 80
+    peak = max(int(counts.max()), 1)
+    bar = plot_w / bins
+    for i, count in enumerate(counts):
+        h = int(round(plot_h * count / peak))
+        x0 = int(left + i * bar)
+        cv2.rectangle(image, (x0, bottom - h), (int(x0 + bar) - 1, bottom), (60, 110, 200), -1)
+    cv2.line(image, (left, bottom), (left + plot_w, bottom), (0, 0, 0), 1)
+    cv2.line(image, (left, bottom), (left, bottom - plot_h), (0, 0, 0), 1)
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = int(left + frac * plot_w)
+        cv2.putText(image, f'{frac * top:.2f}', (x - 12, bottom + 16), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, f'per-pixel abs_rel error (n={errors.size}, peak {peak})', (left, 24),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def format_table(rows: Dict[str, Dict[str, float]]) -> str:
+    """Return a Markdown table, one line per named result."""
+    head = '| | ' + ' | '.join(TABLE) + ' |'
+    lines = [head, '|---' * (len(TABLE) + 1) + '|']
+    for name, metrics in rows.items():
+        lines.append(f'| {name} | ' + ' | '.join(f'{metrics[k]:.4f}' for k in TABLE) + ' |')
+    return '\n'.join(lines)
+
+
+def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
+             split: Optional[str] = None, median_scaling: bool = False,
+             crop: Optional[str] = None, output_dir: Optional[str] = None,
+             num_images: int = 16, depth_scale: float = 0.001, intrinsics: str = '',
+             max_depth: Optional[float] = None, log=print) -> Dict[str, Dict[str, float]]:
+    """Evaluate; write per_image.csv, grid.png, error_histogram.png, metrics.json; return rows."""
+    model, meta = load_model(checkpoint)
+    data = open_dataset(dataset, data_root, meta, split, num_images, depth_scale, intrinsics)
+    cap = float(max_depth or CAPS.get(dataset, meta.max_depth))
+    crop = DEFAULT_CROPS.get(dataset) if crop in (None, 'auto') else crop
+    crop = None if crop == 'none' else crop
+    min_depth = meta.min_depth
+    output_dir = output_dir or os.path.join(os.path.dirname(os.path.abspath(checkpoint)),
+                                            f'eval_{dataset}')
+    os.makedirs(output_dir, exist_ok=True)
+    samples, preds, rows, ids = [], [], [], []
+    for index in range(len(data)):
+        sample = data.load(index)
+        pred = predict(model, meta, sample)
+        try:
+            row = compute_depth_metrics(pred, sample.depth, min_depth=min_depth, max_depth=cap,
+                                        crop=crop, median_scaling=median_scaling)
+        except NoValidPixelsError:
+            log(f'skipping {sample.id}: no valid ground truth in range')
+            continue
+        samples.append(sample)
+        preds.append(pred)
+        rows.append(row)
+        ids.append(sample.id)
+    if not rows:
+        raise SystemExit('error: no image had valid ground truth')
+    model_avg = average_metrics(rows)
+    gts = np.concatenate([s.depth[(s.depth > min_depth) & (s.depth < cap)] for s in samples])
+    constant = float(np.median(gts))
+    baseline = average_metrics([
+        compute_depth_metrics(np.full_like(s.depth, constant), s.depth, min_depth=min_depth,
+                              max_depth=cap, crop=crop) for s in samples])
+    results = {'model': model_avg, f'constant {constant:.2f} m': baseline}
+
+    fields = ['id'] + [k for k in METRIC_NAMES if k in rows[0]] + \
+        [k for k in rows[0] if k not in METRIC_NAMES]
+    with atomic_path(os.path.join(output_dir, 'per_image.csv')) as tmp:
+        with open(tmp, 'w', encoding='utf-8', newline='') as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            for ident, row in zip(ids, rows):
+                writer.writerow({'id': ident, **row})
+    grid = []
+    for sample, pred in list(zip(samples, preds))[:GRID_ROWS]:
+        row_image = grid_row(sample, pred, cap, min_depth)
+        if grid and row_image.shape[1] != grid[0].shape[1]:
+            scale = grid[0].shape[1] / row_image.shape[1]
+            row_image = cv2.resize(row_image, (grid[0].shape[1],
+                                               int(round(row_image.shape[0] * scale))))
+        grid.append(row_image)
+    _write_png(os.path.join(output_dir, 'grid.png'), np.vstack(grid))
+    errors = np.concatenate([np.abs(p[s.depth > 0] - s.depth[s.depth > 0]) / s.depth[s.depth > 0]
+                             for s, p in zip(samples, preds)])
+    _write_png(os.path.join(output_dir, 'error_histogram.png'), histogram_image(errors))
+    summary = {'checkpoint': os.path.abspath(checkpoint), 'dataset': dataset,
+               'data_root': data_root or '', 'images': len(rows), 'crop': crop or 'none',
+               'cap': cap, 'median_scaling': median_scaling, 'results': results}
+    atomic_write_text(os.path.join(output_dir, 'metrics.json'), json.dumps(summary, indent=2))
+    log(f'{len(rows)} images from {dataset} ({data_root or "generated"}), crop '
+        f'{crop or "none"}, cap {cap:g} m{", median scaling" if median_scaling else ""}')
+    log(format_table(results))
+    log(f'wrote {output_dir}/per_image.csv, grid.png, error_histogram.png, metrics.json')
+    return results
+
+
+def _write_png(path: str, rgb: np.ndarray) -> None:
+    ok, data = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f'PNG encoding failed for {path}')
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as handle:
+            handle.write(data.tobytes())
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse the command line and evaluate."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--checkpoint', required=True)
+    parser.add_argument('--dataset', required=True,
+                        choices=('nyu', 'kitti', 'folder', 'synthetic'))
+    parser.add_argument('--data-root', default=None)
+    parser.add_argument('--split', default=None, help='split list (NYU indices, KITTI lines)')
+    parser.add_argument('--median-scaling', action='store_true')
+    parser.add_argument('--crop', default='auto', choices=('auto', 'eigen', 'garg',
+                                                           'eigen_kitti', 'none'))
+    parser.add_argument('--output-dir', default=None)
+    parser.add_argument('--num-images', type=int, default=16, help='synthetic set size')
+    parser.add_argument('--depth-scale', type=float, default=0.001, help='folder: m per unit')
+    parser.add_argument('--intrinsics', default='', help='folder: intrinsics file or preset')
+    parser.add_argument('--max-depth', type=float, default=None, help='override the cap')
+    args = parser.parse_args(argv)
+    evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.median_scaling,
+             args.crop, args.output_dir, args.num_images, args.depth_scale, args.intrinsics,
+             args.max_depth)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
