@@ -228,3 +228,30 @@ def test_int8_calibration_batches_match_the_profile_optimum(fake, tmp_path, monk
                    height=64, width=96, log=lambda _m: None).run()
     # The tiny model's own size is 32x48; the engine is built for 64x96.
     assert shapes == [(1, 64, 96, 3)]
+
+
+def test_engine_for_another_size_carries_that_size(fake, tmp_path):
+    fake()
+    onnx_path, _ts, meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
+    out = str(tmp_path / 'big.engine')
+    EngineBuildJob(onnx_path, 'fp16', str(tmp_path / 'c'), height=64, width=96, output=out,
+                   log=lambda _m: None).run()
+    # A node given the engine feeds it the size its profile is tuned for, and the focal in
+    # pixels at that size. From the ONNX, the fake engine disagrees with the tiny model, so
+    # the self-check falls back to ONNX Runtime, which must keep the asked size too.
+    for backend in (create_backend('tensorrt', out, log=lambda _m: None),
+                    TensorRTBackend.from_file(onnx_path, 'fp16', height=64, width=96,
+                                              engine_cache_dir=str(tmp_path / 'c'),
+                                              log=lambda _m: None)):
+        assert (backend.meta.input_height, backend.meta.input_width) == (64, 96)
+        assert backend.meta.train_fx == pytest.approx(2 * meta.train_fx)
+        assert backend.infer(image_tensor(backend.meta)).shape == (64, 96)
+        backend.close()
+
+
+def test_a_fixed_size_model_refuses_another_size(fake, model, tmp_path):
+    fake()
+    path, _meta = model
+    with pytest.raises(BackendError, match='fixed 24x32 input'):
+        EngineBuildJob(path, 'fp16', str(tmp_path), height=48, width=64,
+                       log=lambda _m: None).run()

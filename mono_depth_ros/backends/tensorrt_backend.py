@@ -87,6 +87,27 @@ def profile_shapes(onnx_shape: Sequence, meta: ModelMeta,
                  max(opt_w, rounded(opt_w, max_scale, True))))
 
 
+def sized_meta(meta: ModelMeta, height: Optional[int] = None,
+               width: Optional[int] = None) -> ModelMeta:
+    """
+    Return meta for running the model at height x width (default: its own size).
+
+    Only a dynamic model can change size. train_fx/fy are in pixels at the input size, so
+    they follow it, as in the export.
+    """
+    h, w = int(height or meta.input_height), int(width or meta.input_width)
+    if (h, w) == (meta.input_height, meta.input_width):
+        return meta
+    if not meta.dynamic_shape:
+        raise BackendError(f'the model has a fixed {meta.input_height}x{meta.input_width} '
+                           f'input; {h}x{w} needs an export with --dynamic')
+    sx, sy = w / meta.input_width, h / meta.input_height
+    return dataclasses.replace(
+        meta, input_height=h, input_width=w,
+        train_fx=None if meta.train_fx is None else meta.train_fx * sx,
+        train_fy=None if meta.train_fy is None else meta.train_fy * sy)
+
+
 def relative_error(test: np.ndarray, reference: np.ndarray) -> float:
     """Return mean |test - reference| / mean |reference|; inf on shape or finiteness mismatch."""
     test = np.asarray(test, np.float64)
@@ -555,7 +576,10 @@ def load_or_build_engine(onnx_path: str, precision: str, meta: ModelMeta,
     """Return (engine path, bytes, built) from the cache, building it if needed."""
     log = log or print
     cache = EngineCache(engine_cache_dir, log)
-    h, w = int(height or meta.input_height), int(width or meta.input_width)
+    # The sidecar describes the engine as built, so a node loading the .engine feeds it
+    # the size its profile is tuned for.
+    meta = sized_meta(meta, height, width)
+    h, w = meta.input_height, meta.input_width
     shape = (1, h, w, 3) if meta.input_layout == 'NHWC' else (1, 3, h, w)
     workspace = int(workspace_gib * (1 << 30))
     if precision == 'int8' and not calibration_cache:
@@ -571,9 +595,8 @@ def load_or_build_engine(onnx_path: str, precision: str, meta: ModelMeta,
             from mono_depth_ros.calibration import (CalibrationBatcher,
                                                     make_entropy_calibrator)
             if calibration_folder:
-                # Calibration runs at the profile's optimum shape, h x w, not the meta size.
-                sized = dataclasses.replace(meta, input_height=h, input_width=w)
-                batcher = CalibrationBatcher(calibration_folder, sized, batch_size=1)
+                # Calibration runs at the profile's optimum shape: the sized meta's.
+                batcher = CalibrationBatcher(calibration_folder, meta, batch_size=1)
             elif os.path.isfile(calibration_cache):
                 batcher = _EmptyBatcher()
             else:
@@ -628,7 +651,7 @@ def build_with_selfcheck(onnx_path: str, precision: str = 'fp32', self_check: bo
     build_options = {k: v for k, v in options.items()
                      if k in ('engine_cache_dir', 'workspace_gib', 'calibration_folder',
                               'calibration_cache', 'timing_cache', 'height', 'width')}
-    meta = onnx_meta(onnx_path)
+    meta = sized_meta(onnx_meta(onnx_path), options.get('height'), options.get('width'))
     runners: Dict[Candidate, TensorRTBackend] = {}
 
     def engine_backend(prec: str) -> TensorRTBackend:
@@ -646,12 +669,11 @@ def build_with_selfcheck(onnx_path: str, precision: str = 'fp32', self_check: bo
     ort_ok, _why = OnnxRuntimeBackend.is_available()
     chain = fallback_chain(precision, ort_ok)
     # The check runs at the engine's optimum size, which is inside its profile by design.
-    checked = dataclasses.replace(
-        meta, input_height=int(options.get('height') or meta.input_height),
-        input_width=int(options.get('width') or meta.input_width))
-    tensor = Preprocessor(checked)(selfcheck_image(checked))
+    tensor = Preprocessor(meta)(selfcheck_image(meta))
     reference_backend = (OnnxRuntimeBackend.from_file(onnx_path) if ort_ok
                          else engine_backend('fp32'))
+    # Falling back to it must not change the input size the caller asked for.
+    reference_backend.meta = meta
     reference = reference_backend.infer(tensor)
 
     def measure(candidate: Candidate) -> float:
@@ -675,4 +697,4 @@ def build_with_selfcheck(onnx_path: str, precision: str = 'fp32', self_check: bo
 
 
 __all__ = ['TensorRTBackend', 'EngineBuilder', 'EngineRunner', 'decide_selfcheck',
-           'fallback_chain', 'profile_shapes', 'relative_error', 'read_sidecar']
+           'fallback_chain', 'profile_shapes', 'relative_error', 'read_sidecar', 'sized_meta']
