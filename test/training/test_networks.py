@@ -3,7 +3,8 @@
 from mono_depth_ros.model_meta import ModelMeta
 import pytest
 import torch
-from training.networks import ARCHITECTURES, build_model, PoseDecoder, ResNetEncoder
+from training.networks import (ARCHITECTURES, build_model, PoseDecoder, rebuild_args,
+                               ResNetEncoder)
 from training.networks.mobilenetv2 import MobileNetV2Encoder
 from training.networks.squeezenet import SqueezeNetEncoder
 
@@ -150,6 +151,15 @@ def test_output_spec_and_to_depth_match_model_meta():
         unet.output_spec(1.0, 0.5)
 
 
+def test_rebuild_args_drop_the_pretrained_file(tmp_path):
+    args = {'pretrained': str(tmp_path / 'gone.tflite'), 'width_mult': 0.35,
+            'decoder_channels': [8, 8, 8, 8], 'tf_padding': True, 'input_norm': 'inception'}
+    with pytest.raises(ValueError, match='cannot read'):
+        build_model('mobilenetv2_unet', **args)
+    model = build_model('mobilenetv2_unet', **rebuild_args(args))
+    assert model.encoder.channels[0] == 8
+
+
 def test_build_model_validates_names():
     with pytest.raises(ValueError, match='widht_mult.*width_mult'):
         build_model('mobilenetv2_unet', widht_mult=0.5)
@@ -201,7 +211,7 @@ def test_dynamic_onnx_export_runs_at_other_sizes(tmp_path):
     onnxruntime = pytest.importorskip('onnxruntime')
     export_onnx = pytest.importorskip('training.export_onnx')
     import numpy as np
-    for arch in ('mobilenetv2_unet', 'resnet18_monodepth'):
+    for arch in ARCHITECTURES:
         model = small(arch).eval()
         meta = ModelMeta(arch=arch, input_height=64, input_width=64,
                          **model.output_spec(0.1, 10.0))

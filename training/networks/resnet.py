@@ -85,7 +85,8 @@ class ResNet18Monodepth(DepthNet):
     The raw output is the sigmoid s; depth = 1 / (a * s + b) with a = 1/min - 1/max and
     b = 1/max (ModelMeta ``inverse_depth``), so it is bounded to [min_depth, max_depth].
     ``forward_multiscale`` returns the 4 scales finest first; ``forward`` the finest, which
-    is at the input resolution.
+    is at the input resolution. Any size from 33x33 up works (multiples of 32 or not): the
+    deepest feature, at 1/32, must be at least 2 pixels for the reflection padding.
     """
 
     output = 'inverse'
