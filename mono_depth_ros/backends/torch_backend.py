@@ -189,6 +189,11 @@ class TorchBackend(Backend):
         if self.device.type == 'cuda':
             # The input shape is fixed per stream, so cuDNN's one-off algorithm search pays.
             torch.backends.cudnn.benchmark = True
+            if self.dtype == torch.float32:
+                # cuDNN convolutions default to TF32 on Ampere and newer, which would make
+                # 'fp32' a label for 10-bit-mantissa arithmetic, in timings and in depth.
+                torch.backends.cudnn.allow_tf32 = False
+                torch.backends.cuda.matmul.allow_tf32 = False
 
     def _run(self, x):
         with self.torch.inference_mode():
