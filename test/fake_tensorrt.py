@@ -122,6 +122,7 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
     class Config:
         def __init__(self):
             self.flags, self.profiles, self.pool = set(), [], {}
+            self.cleared = set()
             self.int8_calibrator = None
             self.cache = None
 
@@ -130,6 +131,9 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
 
         def set_flag(self, flag):
             self.flags.add(flag)
+
+        def clear_flag(self, flag):
+            self.cleared.add(flag)
 
         def add_optimization_profile(self, profile):
             self.profiles.append(profile)
@@ -179,7 +183,8 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
             record['builds'].append({'precision': precision, 'flags': sorted(config.flags),
                                      'workspace': config.pool.get('WORKSPACE'),
                                      'profiles': [p.shapes for p in config.profiles],
-                                     'network_flags': network.flags})
+                                     'network_flags': network.flags,
+                                     'cleared': sorted(config.cleared)})
             scale = 1.5 if precision in wrong_precisions else 1.0
             return json.dumps({'precision': precision, 'scale': scale}).encode()
 
@@ -245,7 +250,7 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
     trt.IInt8EntropyCalibrator2 = Calibrator
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE='WORKSPACE')
-    trt.BuilderFlag = types.SimpleNamespace(FP16='FP16', INT8='INT8')
+    trt.BuilderFlag = types.SimpleNamespace(FP16='FP16', INT8='INT8', TF32='TF32')
     trt.TensorIOMode = types.SimpleNamespace(INPUT='INPUT', OUTPUT='OUTPUT')
     trt.nptype = np.dtype
     return trt, record

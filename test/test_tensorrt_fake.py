@@ -63,6 +63,7 @@ def test_fp16_engine_built_checked_cached_and_run(fake, model, tmp_path):
     build = record['builds'][0]
     assert build['flags'] == ['FP16'] and build['workspace'] == 1 << 30
     assert build['profiles'] == [] and build['network_flags'] == 0
+    assert build['cleared'] == []
     assert any('network input  image' in line for line in lines)
     assert any('engine output depth' in line for line in lines)
     assert any('self-check: tensorrt fp16 agrees' in line for line in lines)
@@ -158,6 +159,8 @@ def test_tensorrt_8_uses_the_explicit_batch_flag(fake, model, tmp_path):
     path, _meta = model
     EngineBuildJob(path, 'fp32', str(tmp_path), log=lambda _m: None).run()
     assert record['builds'][0]['network_flags'] == 1
+    # fp32 means fp32: TensorRT's default TF32 is switched off.
+    assert record['builds'][0]['cleared'] == ['TF32']
 
 
 def test_engine_files_are_checked_before_loading(fake, model, tmp_path):

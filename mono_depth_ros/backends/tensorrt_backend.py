@@ -307,6 +307,10 @@ class EngineBuilder:
         network, _parser = self.parse(builder, onnx_path)
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
+        if precision == 'fp32' and hasattr(trt.BuilderFlag, 'TF32'):
+            # TF32 is on by default (Ampere and newer, Orin included): 10-bit mantissas would
+            # make 'fp32' a label that lies, and loosen the reference the self-check uses.
+            config.clear_flag(trt.BuilderFlag.TF32)
         if precision in ('fp16', 'int8'):
             if not getattr(builder, 'platform_has_fast_fp16', True):
                 self.log('warning: this GPU has no fast fp16; the engine may be slower')
