@@ -8,10 +8,11 @@
 For each backend x precision x input size (x CUDA graphs for torch on CUDA): latency
 p50/p95 of one ``infer`` call (host tensor in, host array out, so GPU work is complete when
 the clock stops), FPS, peak memory (RSS growth on CPU, ``torch.cuda.max_memory_allocated``
-for torch on CUDA), and achieved TFLOP/s from the model's conv/matmul FLOPs, to set against
-the hardware's peak. Then the node's per-frame stages (decode, preprocess, inference,
-postprocess, cloud, serialise) on real images from ``../shared/data`` (synthetic rooms when
-absent). Prints tables and writes them as Markdown and CSV.
+for torch on CUDA, device memory taken while a TensorRT engine is loaded and run), and
+achieved TFLOP/s from the model's conv/matmul FLOPs, to set against the hardware's peak.
+Then the node's per-frame stages (decode, preprocess, inference, postprocess, cloud,
+serialise) on real images from ``../shared/data`` (synthetic rooms when absent). Prints
+tables and writes them as Markdown and CSV.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def rss_bytes() -> int:
             return int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def device_used_bytes() -> Optional[int]:
+    """Return the bytes in use on CUDA device 0 (cudaMemGetInfo), or None where unreadable."""
+    try:
+        from mono_depth_ros.backends.tensorrt_backend import cuda_check, cuda_runtime
+        free, total = cuda_check(cuda_runtime().cudaMemGetInfo())
+    except Exception:  # noqa: BLE001 - no cuda-python, no driver, no device
+        return None
+    return int(total) - int(free)
 
 
 # -- FLOPs --------------------------------------------------------------------------------
@@ -267,6 +278,9 @@ def run_inference_bench(config: BenchConfig, log=print) -> Tuple[List[Dict], Mod
                     for h, w in sizes:
                         rows.append(dict(base, size=f'{h}x{w}', status=f'skipped: {why}'))
                     continue
+                # TensorRT allocates outside torch and mostly outside the process heap:
+                # its memory is what the device lost while the engine was loaded and run.
+                device_before = device_used_bytes() if name == 'tensorrt' else None
                 try:
                     backend = backend_class(name).from_file(
                         config.model, precision=precision,
@@ -288,8 +302,11 @@ def run_inference_bench(config: BenchConfig, log=print) -> Tuple[List[Dict], Mod
                                              status='skipped: CUDA graphs need torch on CUDA'))
                         continue
                     for h, w in sizes:
-                        rows.append(_bench_size(backend, meta, h, w, base, config,
-                                                flops_cache, log))
+                        row = _bench_size(backend, meta, h, w, base, config, flops_cache, log)
+                        device_after = device_used_bytes() if device_before is not None else None
+                        if device_after is not None and row.get('status') == 'ok':
+                            row['peak_mem_mb'] = max(0, device_after - device_before) / 2**20
+                        rows.append(row)
                 finally:
                     backend.close()
     return rows, meta

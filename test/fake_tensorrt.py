@@ -32,6 +32,10 @@ class FakeCudart(types.SimpleNamespace):
         self.blocks[block.ctypes.data] = block
         return 0, block.ctypes.data
 
+    def cudaMemGetInfo(self):  # noqa: N802
+        total = 1 << 30
+        return 0, total - sum(b.nbytes for b in self.blocks.values()), total
+
     def cudaFree(self, address):  # noqa: N802
         self.blocks.pop(address, None)
         return (0,)

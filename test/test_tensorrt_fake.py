@@ -258,3 +258,16 @@ def test_a_fixed_size_model_refuses_another_size(fake, model, tmp_path):
     with pytest.raises(BackendError, match='fixed 24x32 input'):
         EngineBuildJob(path, 'fp16', str(tmp_path), height=48, width=64,
                        log=lambda _m: None).run()
+
+
+def test_depth_bench_times_an_engine_and_its_device_memory(fake, model, tmp_path):
+    fake()
+    from mono_depth_ros.bench import BenchConfig, run
+    path, _meta = model
+    result = run(BenchConfig(model=path, backends=['tensorrt'], iterations=3, warmup=1,
+                             pipeline_frames=0, engine_cache_dir=str(tmp_path / 'c')),
+                 log=lambda _m: None)
+    (row,) = result['rows']
+    assert row['status'] == 'ok' and row['describe'].startswith('tensorrt 10.3.0 fp32')
+    # The fake device holds the engine's input (uint8) and output (float32) buffers.
+    assert row['peak_mem_mb'] == pytest.approx((24 * 32 * 3 + 24 * 32 * 4) / 2**20)
