@@ -59,7 +59,13 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], prefix: str = '',
             close = difflib.get_close_matches(str(key), [str(k) for k in out], n=3)
             hint = f' (did you mean {", ".join(prefix + c for c in close)}?)' if close else ''
             raise ConfigError(f'{source}: unknown key {dotted!r}{hint}')
-        if isinstance(out[key], dict):
+        if dotted in OPEN_KEYS:
+            # A whole argument mapping replaces the previous one: other architectures take
+            # other arguments. Single keys (model.args.x=...) are set one by one above.
+            if not isinstance(value, Mapping):
+                raise ConfigError(f'{source}: {dotted!r} must be a mapping, got {value!r}')
+            out[key] = copy.deepcopy(dict(value))
+        elif isinstance(out[key], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f'{source}: {dotted!r} must be a mapping, got {value!r}')
             out[key] = merge(out[key], value, dotted + '.', source)

@@ -20,6 +20,8 @@ def test_merge_and_typed_overrides(tmp_path):
     assert config['model']['args'] == {'width_mult': 0.5, 'output': 'inverse'}
     assert config['optim']['weight_decay'] == pytest.approx(1e-4)  # untouched default
     assert parse_override('a.b=[1, 2]') == {'a': {'b': [1, 2]}}
+    swapped = load_config(str(exp), ['model.arch=squeezenet_unet', 'model.args={output: depth}'])
+    assert swapped['model']['args'] == {'output': 'depth'}  # whole mappings replace
 
 
 def test_unknown_keys_and_bad_values_are_named(tmp_path):
