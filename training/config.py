@@ -47,8 +47,14 @@ def read_yaml(path: str) -> Dict[str, Any]:
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any], prefix: str = '',
-          source: str = 'config') -> Dict[str, Any]:
-    """Return base updated by update (recursively); unknown keys raise ConfigError."""
+          source: str = 'config', replace_open: bool = True) -> Dict[str, Any]:
+    """
+    Return base updated by update (recursively); unknown keys raise ConfigError.
+
+    With ``replace_open`` a mapping given for an open key (model.args, loss.args) replaces
+    the previous one, since another architecture takes other arguments; without it (an
+    override of one argument, ``model.args.x=1``) the keys are updated one by one.
+    """
     out = copy.deepcopy(dict(base))
     for key, value in update.items():
         dotted = f'{prefix}{key}'
@@ -59,16 +65,14 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], prefix: str = '',
             close = difflib.get_close_matches(str(key), [str(k) for k in out], n=3)
             hint = f' (did you mean {", ".join(prefix + c for c in close)}?)' if close else ''
             raise ConfigError(f'{source}: unknown key {dotted!r}{hint}')
-        if dotted in OPEN_KEYS:
-            # A whole argument mapping replaces the previous one: other architectures take
-            # other arguments. Single keys (model.args.x=...) are set one by one above.
+        if dotted in OPEN_KEYS and replace_open:
             if not isinstance(value, Mapping):
                 raise ConfigError(f'{source}: {dotted!r} must be a mapping, got {value!r}')
             out[key] = copy.deepcopy(dict(value))
         elif isinstance(out[key], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f'{source}: {dotted!r} must be a mapping, got {value!r}')
-            out[key] = merge(out[key], value, dotted + '.', source)
+            out[key] = merge(out[key], value, dotted + '.', source, replace_open)
         else:
             if isinstance(value, Mapping):
                 raise ConfigError(f'{source}: {dotted!r} is a value, not a mapping')
@@ -106,7 +110,9 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = (),
     if path:
         config = merge(config, read_yaml(path), source=path)
     for text in overrides:
-        config = merge(config, parse_override(text), source=f'--set {text}')
+        key = text.split('=', 1)[0].strip()
+        config = merge(config, parse_override(text), source=f'--set {text}',
+                       replace_open=key in OPEN_KEYS)
     validate(config)
     return config
 
