@@ -270,46 +270,56 @@ def run_inference_bench(config: BenchConfig, log=print) -> Tuple[List[Dict], Mod
     flops_cache: Dict[Tuple[int, int], Optional[float]] = {}
     for name in config.backends:
         ok, why = availability.get(name, (False, 'unknown backend'))
+        # A TensorRT profile is tuned for its optimum, so a dynamic model gets one engine per
+        # size; every other backend runs all sizes from one instance.
+        per_size = name == 'tensorrt' and meta.dynamic_shape
+        groups = [[size] for size in sizes] if per_size else [sizes]
         for precision in config.precisions:
             graph_options = config.cuda_graphs if name == 'torch' else (False,)
             for graphs in graph_options:
                 base = {'backend': name, 'precision': precision, 'cuda_graphs': graphs}
-                if not ok:
-                    for h, w in sizes:
-                        rows.append(dict(base, size=f'{h}x{w}', status=f'skipped: {why}'))
-                    continue
-                # TensorRT allocates outside torch and mostly outside the process heap:
-                # its memory is what the device lost while the engine was loaded and run.
-                device_before = device_used_bytes() if name == 'tensorrt' else None
-                try:
-                    backend = backend_class(name).from_file(
-                        config.model, precision=precision,
-                        **_backend_options(name, config, graphs))
-                except BackendError as exc:
-                    for h, w in sizes:
-                        rows.append(dict(base, size=f'{h}x{w}', status=f'skipped: {exc}'))
-                    continue
-                try:
-                    if backend.precision != precision:
-                        # A row must not be labelled with a precision that did not run.
-                        for h, w in sizes:
-                            rows.append(dict(base, size=f'{h}x{w}', status=(
-                                f'skipped: {name} runs this model in {backend.precision}')))
+                for group in groups:
+                    if not ok:
+                        rows.extend(dict(base, size=f'{h}x{w}', status=f'skipped: {why}')
+                                    for h, w in group)
                         continue
-                    if graphs and not getattr(backend, 'use_cuda_graphs', False):
-                        for h, w in sizes:
-                            rows.append(dict(base, size=f'{h}x{w}',
-                                             status='skipped: CUDA graphs need torch on CUDA'))
-                        continue
-                    for h, w in sizes:
-                        row = _bench_size(backend, meta, h, w, base, config, flops_cache, log)
-                        device_after = device_used_bytes() if device_before is not None else None
-                        if device_after is not None and row.get('status') == 'ok':
-                            row['peak_mem_mb'] = max(0, device_after - device_before) / 2**20
-                        rows.append(row)
-                finally:
-                    backend.close()
+                    options = _backend_options(name, config, graphs)
+                    if per_size:
+                        options.update(height=group[0][0], width=group[0][1])
+                    rows.extend(_bench_backend(name, options, base, group, meta, config,
+                                               flops_cache, log))
     return rows, meta
+
+
+def _bench_backend(name, options, base, sizes, meta, config, flops_cache, log) -> List[Dict]:
+    """Open one backend instance and time it at each size; skips become rows too."""
+    precision, graphs = base['precision'], base['cuda_graphs']
+    # TensorRT allocates outside torch and mostly outside the process heap: its memory is
+    # what the device lost while the engine was loaded and run.
+    device_before = device_used_bytes() if name == 'tensorrt' else None
+    try:
+        backend = backend_class(name).from_file(config.model, precision=precision, **options)
+    except BackendError as exc:
+        return [dict(base, size=f'{h}x{w}', status=f'skipped: {exc}') for h, w in sizes]
+    rows = []
+    try:
+        if backend.precision != precision:
+            # A row must not be labelled with a precision that did not run.
+            return [dict(base, size=f'{h}x{w}',
+                         status=f'skipped: {name} runs this model in {backend.precision}')
+                    for h, w in sizes]
+        if graphs and not getattr(backend, 'use_cuda_graphs', False):
+            return [dict(base, size=f'{h}x{w}', status='skipped: CUDA graphs need torch on CUDA')
+                    for h, w in sizes]
+        for h, w in sizes:
+            row = _bench_size(backend, meta, h, w, base, config, flops_cache, log)
+            device_after = device_used_bytes() if device_before is not None else None
+            if device_after is not None and row.get('status') == 'ok':
+                row['peak_mem_mb'] = max(0, device_after - device_before) / 2**20
+            rows.append(row)
+    finally:
+        backend.close()
+    return rows
 
 
 def _bench_size(backend, meta, h, w, base, config, flops_cache, log) -> Dict:

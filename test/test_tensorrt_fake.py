@@ -271,3 +271,15 @@ def test_depth_bench_times_an_engine_and_its_device_memory(fake, model, tmp_path
     assert row['status'] == 'ok' and row['describe'].startswith('tensorrt 10.3.0 fp32')
     # The fake device holds the engine's input (uint8) and output (float32) buffers.
     assert row['peak_mem_mb'] == pytest.approx((24 * 32 * 3 + 24 * 32 * 4) / 2**20)
+
+
+def test_depth_bench_builds_one_engine_per_size_for_a_dynamic_model(fake, tmp_path):
+    _trt, record = fake()
+    from mono_depth_ros.bench import BenchConfig, run
+    onnx_path, _ts, _meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
+    result = run(BenchConfig(model=onnx_path, backends=['tensorrt'], sizes=[(32, 48), (64, 96)],
+                             iterations=2, warmup=0, pipeline_frames=0,
+                             engine_cache_dir=str(tmp_path / 'c')), log=lambda _m: None)
+    assert [(r['size'], r['status']) for r in result['rows']] == [('32x48', 'ok'),
+                                                                  ('64x96', 'ok')]
+    assert [b['profiles'][0][2] for b in record['builds']] == [(1, 32, 48, 3), (1, 64, 96, 3)]
