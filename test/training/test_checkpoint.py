@@ -14,6 +14,15 @@ from training.networks import build_model
 ARGS = {'width_mult': 0.35, 'decoder_channels': [16, 16, 8, 8], 'output': 'inverse'}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run torch single-threaded: OpenMP threads spin badly on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _model_and_meta():
     torch.manual_seed(0)
     config = load_config(None, ['data.height=32', 'data.width=48', 'data.focal_rescale=true',
