@@ -27,11 +27,13 @@ Output tensor
 
     then clipped to [min_depth, max_depth]; values outside are invalid (NaN).
 Focal length
-    ``train_fx``/``train_fy`` are the focal lengths, in pixels *at the model input
-    resolution*, of the images the model was trained on. When ``focal_rescale`` is true
-    a metric prediction for a camera of focal f (also at the input resolution) is
+    ``train_fx``/``train_fy`` are the focal lengths, in pixels *at the network input*, of
+    the images the model was trained on. When ``focal_rescale`` is true a metric
+    prediction for a camera of focal f (in pixels at the input size it runs at) is
     multiplied by ``sqrt(fx * fy / (train_fx * train_fy))``: the same object looks
-    bigger through a longer lens, so the network reads it as nearer.
+    bigger through a longer lens, so the network reads it as nearer. Running a model at
+    another input size does not change train_fx: the network's pixel scale is fixed by
+    training, and the camera's focal at the new size carries the difference.
 """
 
 from __future__ import annotations

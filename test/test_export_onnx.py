@@ -40,8 +40,9 @@ def test_tiny_export_parity_and_metadata(tmp_path):
 def test_metadata_configures_pre_and_postprocessing(tmp_path):
     path, _ts, meta, model = export_tiny(tmp_path, torchscript=False, height=64, width=96)
     backend = OnnxRuntimeBackend.from_file(path)
-    # The export size doubled, so the training focal (pixels at the input size) doubles too.
-    assert backend.meta.train_fx == pytest.approx(80.0)
+    # The export size doubled; the training focal stays what the network learned its pixel
+    # scale at, and the camera's focal at the new input size is compared with it.
+    assert backend.meta.train_fx == pytest.approx(40.0)
     assert backend.meta.input_height == 64 and backend.meta.input_width == 96
     rgb = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     pre = Preprocessor(backend.meta)
@@ -58,7 +59,7 @@ def test_metadata_configures_pre_and_postprocessing(tmp_path):
         y = model((x - mean) / std)[0, 0].numpy()
     expected = 1.0 / (9.9 * y + 0.1)
     at_input = camera.resize(96, 64)
-    expected *= np.sqrt(at_input.fx * at_input.fy / (80.0 * 82.0))
+    expected *= np.sqrt(at_input.fx * at_input.fy / (40.0 * 41.0))
     small = Postprocessor(backend.meta)(raw, (96, 64), camera)
     assert np.allclose(small, expected, rtol=1e-4)
     assert depth.shape == (120, 160) and np.isfinite(depth).any()

@@ -239,15 +239,16 @@ def test_engine_for_another_size_carries_that_size(fake, tmp_path):
     out = str(tmp_path / 'big.engine')
     EngineBuildJob(onnx_path, 'fp16', str(tmp_path / 'c'), height=64, width=96, output=out,
                    log=lambda _m: None).run()
-    # A node given the engine feeds it the size its profile is tuned for, and the focal in
-    # pixels at that size. From the ONNX, the fake engine disagrees with the tiny model, so
+    # A node given the engine feeds it the size its profile is tuned for; the training
+    # focal is unchanged (the network's pixel scale). From the ONNX, the fake engine
+    # disagrees with the tiny model, so
     # the self-check falls back to ONNX Runtime, which must keep the asked size too.
     for backend in (create_backend('tensorrt', out, log=lambda _m: None),
                     TensorRTBackend.from_file(onnx_path, 'fp16', height=64, width=96,
                                               engine_cache_dir=str(tmp_path / 'c'),
                                               log=lambda _m: None)):
         assert (backend.meta.input_height, backend.meta.input_width) == (64, 96)
-        assert backend.meta.train_fx == pytest.approx(2 * meta.train_fx)
+        assert backend.meta.train_fx == pytest.approx(meta.train_fx)
         assert backend.infer(image_tensor(backend.meta)).shape == (64, 96)
         backend.close()
 

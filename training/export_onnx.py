@@ -47,16 +47,13 @@ class ExportError(RuntimeError):
 def export_meta(meta: ModelMeta, height: int, width: int, input_dtype: str,
                 dynamic: bool) -> ModelMeta:
     """Return the metadata describing the exported graph (its real input and size)."""
-    sx = width / meta.input_width
-    sy = height / meta.input_height
-    # train_fx/fy are in pixels at the model input size; a new input size rescales them.
-    train_fx = None if meta.train_fx is None else meta.train_fx * sx
-    train_fy = None if meta.train_fy is None else meta.train_fy * sy
+    # train_fx/fy stay as trained: a convolutional network reads depth from apparent size
+    # in pixels, so at another input size the camera's focal *at that size* is what gets
+    # compared with the training focal (ModelMeta.focal_scale).
     return dataclasses.replace(
         meta, input_height=int(height), input_width=int(width), input_dtype=input_dtype,
         input_layout='NHWC', normalize_in_graph=True, input_name=INPUT_NAME,
-        output_name=OUTPUT_NAME, dynamic_shape=bool(dynamic), train_fx=train_fx,
-        train_fy=train_fy)
+        output_name=OUTPUT_NAME, dynamic_shape=bool(dynamic))
 
 
 def example_input(meta: ModelMeta, rgb: np.ndarray):

@@ -92,8 +92,8 @@ def sized_meta(meta: ModelMeta, height: Optional[int] = None,
     """
     Return meta for running the model at height x width (default: its own size).
 
-    Only a dynamic model can change size. train_fx/fy are in pixels at the input size, so
-    they follow it, as in the export.
+    Only a dynamic model can change size. train_fx/fy do not change: they are the focal
+    length the network learned its pixel scale at (see ModelMeta), as in the export.
     """
     h, w = int(height or meta.input_height), int(width or meta.input_width)
     if (h, w) == (meta.input_height, meta.input_width):
@@ -101,11 +101,7 @@ def sized_meta(meta: ModelMeta, height: Optional[int] = None,
     if not meta.dynamic_shape:
         raise BackendError(f'the model has a fixed {meta.input_height}x{meta.input_width} '
                            f'input; {h}x{w} needs an export with --dynamic')
-    sx, sy = w / meta.input_width, h / meta.input_height
-    return dataclasses.replace(
-        meta, input_height=h, input_width=w,
-        train_fx=None if meta.train_fx is None else meta.train_fx * sx,
-        train_fy=None if meta.train_fy is None else meta.train_fy * sy)
+    return dataclasses.replace(meta, input_height=h, input_width=w)
 
 
 def relative_error(test: np.ndarray, reference: np.ndarray) -> float:
