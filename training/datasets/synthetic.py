@@ -4,7 +4,8 @@ Synthetic rooms from ``mono_depth_ros.synthetic``: exact depth, any size, determ
 Sample i is frame i of ``SyntheticStream(seed)`` (rooms change every ``frames_per_room``
 frames), rendered directly at the requested size, so the same (seed, index, size) always
 gives the same pixels. Poses are known, so neighbouring frames are available for
-self-supervised training (``frame_offsets``).
+self-supervised training (``frame_offsets``). Renders are kept in memory up to
+``cache_mb`` (they are deterministic), so later epochs only pay for augmentation.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ class SyntheticDataset(DepthDataset):
     """``size`` frames of the stream for ``scene_seed``, rendered at the resize size."""
 
     def __init__(self, size: int, scene_seed: int = 0, frames_per_room: int = 16,
-                 intrinsics=None, **kwargs):
+                 intrinsics=None, cache_mb: float = 256.0, **kwargs):
         super().__init__(**kwargs)
         self.size = int(size)
         self.stream_seed = int(scene_seed)
         self.frames_per_room = int(frames_per_room)
         self.camera = intrinsics
         self._stream: Optional[SyntheticStream] = None
+        w, h = self.resize
+        self._cache = {} if size * w * h * 7 <= cache_mb * 2 ** 20 else None
 
     def _get_stream(self) -> SyntheticStream:
         if self._stream is None:
@@ -48,9 +51,15 @@ class SyntheticDataset(DepthDataset):
         """Render the frame offset steps along the camera path, within the same room."""
         room = index // self.frames_per_room
         within = min(max(index % self.frames_per_room + offset, 0), self.frames_per_room - 1)
+        key = room * self.frames_per_room + within
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
         stream = self._get_stream()
-        frame = stream.frame(room * self.frames_per_room + within)
+        frame = stream.frame(key)
         depth = frame.depth.astype(np.float32)
         depth[~np.isfinite(depth)] = 0.0
-        return RawSample(frame.rgb, depth, stream.intrinsics, id=f'synthetic_{index:06d}',
-                         pose=frame.pose)
+        sample = RawSample(frame.rgb, depth, stream.intrinsics, id=f'synthetic_{key:06d}',
+                           pose=frame.pose)
+        if self._cache is not None:
+            self._cache[key] = sample
+        return sample
