@@ -93,6 +93,9 @@ def predict(model, meta, sample: RawSample) -> np.ndarray:
     return cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+MIN_PANEL_WIDTH = 160  # pixels
+
+
 def _label(image: np.ndarray, text: str) -> np.ndarray:
     out = image.copy()
     cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
@@ -101,7 +104,12 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def grid_row(sample: RawSample, pred: np.ndarray, cap: float, min_depth: float) -> np.ndarray:
-    """Return input | prediction | ground truth | abs_rel error (inferno, 0..0.5) as a row."""
+    """
+    Return input | prediction | ground truth | abs_rel error (inferno, 0..0.5) as a row.
+
+    Prediction and ground truth share one colour range per row: the 1st to 99th percentile
+    of the valid ground truth, within [min_depth, cap]; predictions outside it saturate.
+    """
     gt = sample.depth
     valid = gt > 0
     err = np.full(gt.shape, np.nan, np.float32)
@@ -109,9 +117,19 @@ def grid_row(sample: RawSample, pred: np.ndarray, cap: float, min_depth: float) 
     scaled = np.clip(np.nan_to_num(err, nan=0.0) / 0.5 * 255.0, 0, 255).astype(np.uint8)
     error = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
     error[~valid] = 0
-    panels = [sample.rgb, colorize_depth(pred, min_depth, cap),
-              colorize_depth(np.where(valid, gt, np.nan), min_depth, cap), error]
+    # One colour range per row, shared by prediction and ground truth, spanning this view
+    # (a fixed 0..cap range leaves a 3 m room almost uniformly dark at cap = 10 m).
+    far = min(cap, float(np.percentile(gt[valid], 99))) if valid.any() else cap
+    near = max(min_depth, float(np.percentile(gt[valid], 1))) if valid.any() else min_depth
+    if far <= near:
+        near, far = min_depth, cap
+    panels = [sample.rgb, colorize_depth(np.clip(pred, near, far), near, far),
+              colorize_depth(np.where(valid, gt, np.nan), near, far), error]
     names = ('input', 'prediction', 'ground truth', 'abs_rel error')
+    factor = int(np.ceil(MIN_PANEL_WIDTH / gt.shape[1]))
+    if factor > 1:  # small evaluation sizes: enlarge (nearest) so the labels stay legible
+        panels = [cv2.resize(p, (p.shape[1] * factor, p.shape[0] * factor),
+                             interpolation=cv2.INTER_NEAREST) for p in panels]
     return np.hstack([_label(p, n) for p, n in zip(panels, names)])
 
 
