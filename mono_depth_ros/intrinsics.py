@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-import os
 from typing import Any, Dict, Optional
 
 from mono_depth_ros.atomic import atomic_write_text
+from mono_depth_ros.yaml_file import read_yaml_mapping
 import numpy as np
 import yaml
 
@@ -149,15 +149,7 @@ def preset(name: str) -> Intrinsics:
 
 def load_camera_info_yaml(path: str) -> Intrinsics:
     """Read a camera_info_manager calibration YAML (camera_matrix, image_width/height)."""
-    if not os.path.isfile(path):
-        raise IntrinsicsError(f'calibration file not found: {path}')
-    with open(path, 'r', encoding='utf-8') as handle:
-        try:
-            data = yaml.safe_load(handle)
-        except yaml.YAMLError as exc:
-            raise IntrinsicsError(f'{path}: not valid YAML: {exc}') from exc
-    if not isinstance(data, dict):
-        raise IntrinsicsError(f'{path}: expected a mapping at the top level')
+    data = read_yaml_mapping(path, IntrinsicsError)
     try:
         matrix = data['camera_matrix']['data']
         width, height = int(data['image_width']), int(data['image_height'])

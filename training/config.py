@@ -17,6 +17,7 @@ import subprocess
 from typing import Any, Dict, Iterable, Mapping, Optional
 
 from mono_depth_ros.atomic import atomic_write_text
+from mono_depth_ros.yaml_file import read_yaml_mapping
 import yaml
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')
@@ -31,19 +32,7 @@ class ConfigError(ValueError):
 
 def read_yaml(path: str) -> Dict[str, Any]:
     """Read a YAML mapping with yaml.safe_load (an empty file is an empty mapping)."""
-    if not os.path.isfile(path):
-        raise ConfigError(f'config file not found: {path}')
-    with open(path, 'r', encoding='utf-8') as handle:
-        try:
-            data = yaml.safe_load(handle)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f'{path}: expected a mapping at the top level, got '
-                          f'{type(data).__name__}')
-    return data
+    return read_yaml_mapping(path, ConfigError)
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any], prefix: str = '',
