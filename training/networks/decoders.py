@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 import torch.nn.functional as F
-from training.networks.base import upsample_to
+from training.networks.base import DepthHead, DepthNet, upsample_to
 
 
 def conv3x3_lrelu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -64,6 +64,30 @@ class UNetDecoder(nn.Module):
         for block, skip in zip(self.blocks, skips):
             x = block(x, skip)
         return self.head(x)
+
+
+class UNetDepthNet(DepthNet):
+    """
+    Any skip-feature encoder + :class:`UNetDecoder`, up-sampled (bilinear) to the input size.
+
+    The encoder returns its features finest first and lists their channel counts in
+    ``encoder.channels``; a new backbone only has to provide that to join the zoo.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder_channels: Sequence[int],
+                 freeze_encoder: bool = False, output: str = 'depth'):
+        super().__init__()
+        self.output = output
+        self.head_act = DepthHead(output)
+        self.encoder = encoder
+        self.decoder = UNetDecoder(encoder.channels, decoder_channels)
+        if freeze_encoder:
+            self.freeze_encoder()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the raw output (N, 1, H, W) at the input resolution."""
+        y = self.decoder(self.encoder(x))
+        return self.head_act(upsample_to(y, x))
 
 
 class ReflectConv3x3(nn.Module):

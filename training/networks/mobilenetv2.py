@@ -14,8 +14,7 @@ import warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
-from training.networks.base import DepthHead, DepthNet, upsample_to
-from training.networks.decoders import UNetDecoder
+from training.networks.decoders import UNetDepthNet
 
 # (expand ratio t, channels c, repeats n, first stride s), as in the paper and torchvision.
 INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -166,7 +165,7 @@ class MobileNetV2Encoder(nn.Module):
         return self.classifier(x.mean(dim=(2, 3)))
 
 
-class MobileNetV2UNet(DepthNet):
+class MobileNetV2UNet(UNetDepthNet):
     """
     The seeds' network: MobileNetV2 encoder + U-Net decoder with skips at strides 16..2.
 
@@ -181,22 +180,11 @@ class MobileNetV2UNet(DepthNet):
                  freeze_encoder: bool = False, pretrained: Optional[str] = None,
                  output: str = 'depth', tf_padding: bool = False,
                  input_norm: str = 'imagenet'):
-        super().__init__()
-        self.output = output
-        self.head_act = DepthHead(output)
-        self.encoder = MobileNetV2Encoder(width_mult, tf_padding=tf_padding,
-                                          input_norm=input_norm)
+        encoder = MobileNetV2Encoder(width_mult, tf_padding=tf_padding, input_norm=input_norm)
         if pretrained:
             if not (tf_padding and input_norm == 'inception'):
                 warnings.warn('TFLite ImageNet weights expect tf_padding=True and '
                               "input_norm='inception'; features will be off otherwise")
             from training.tflite_import import load_mobilenetv2_tflite
-            load_mobilenetv2_tflite(self.encoder, pretrained)
-        self.decoder = UNetDecoder(self.encoder.channels, decoder_channels)
-        if freeze_encoder:
-            self.freeze_encoder()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the raw output (N, 1, H, W) at the input resolution."""
-        y = self.decoder(self.encoder(x))
-        return self.head_act(upsample_to(y, x))
+            load_mobilenetv2_tflite(encoder, pretrained)
+        super().__init__(encoder, decoder_channels, freeze_encoder, output)

@@ -10,8 +10,7 @@ from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
-from training.networks.base import DepthHead, DepthNet, upsample_to
-from training.networks.decoders import UNetDecoder
+from training.networks.decoders import UNetDepthNet
 
 # Indices into ``features`` whose outputs are the skips (strides about 2, 4, 8 and 16).
 SKIP_INDICES = (1, 4, 7, 12)
@@ -68,7 +67,7 @@ class SqueezeNetEncoder(nn.Module):
         return out
 
 
-class SqueezeNetUNet(DepthNet):
+class SqueezeNetUNet(UNetDepthNet):
     """
     SqueezeNet 1.1 encoder + U-Net decoder with 3 up-blocks, then up-sampling to the input.
 
@@ -79,20 +78,10 @@ class SqueezeNetUNet(DepthNet):
     def __init__(self, decoder_channels: Sequence[int] = (128, 64, 32),
                  freeze_encoder: bool = False, output: str = 'depth',
                  pretrained: Optional[str] = None):
-        super().__init__()
         if len(decoder_channels) != 3:
             raise ValueError('squeezenet_unet has 3 up-blocks: give 3 decoder_channels')
-        self.output = output
-        self.head_act = DepthHead(output)
-        self.encoder = SqueezeNetEncoder()
+        encoder = SqueezeNetEncoder()
         if pretrained:
             state = torch.load(pretrained, map_location='cpu', weights_only=True)
-            self.encoder.load_state_dict(state, strict=False)
-        self.decoder = UNetDecoder(self.encoder.channels, decoder_channels)
-        if freeze_encoder:
-            self.freeze_encoder()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the raw output (N, 1, H, W) at the input resolution."""
-        y = self.decoder(self.encoder(x))
-        return self.head_act(upsample_to(y, x))
+            encoder.load_state_dict(state, strict=False)
+        super().__init__(encoder, decoder_channels, freeze_encoder, output)
