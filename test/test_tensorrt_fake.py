@@ -45,6 +45,15 @@ def image_tensor(meta, seed=0):
     return Preprocessor(meta)(rgb)
 
 
+def calibration_folder(tmp_path, values):
+    """Write one 40x30 grey PNG per value into tmp_path/calib and return the folder."""
+    folder = tmp_path / 'calib'
+    folder.mkdir()
+    for i, value in enumerate(values):
+        cv2.imwrite(str(folder / f'{i}.png'), np.full((30, 40, 3), value, np.uint8))
+    return folder
+
+
 def test_available_with_device_name(fake):
     fake()
     ok, text = TensorRTBackend.is_available()
@@ -97,9 +106,7 @@ def test_wrong_fp16_engine_falls_back_to_fp32(fake, model, tmp_path, capsys):
 def test_every_engine_wrong_falls_back_to_onnxruntime(fake, model, tmp_path):
     fake(wrong_precisions=('int8', 'fp32'))
     path, _meta = model
-    folder = tmp_path / 'calib'
-    folder.mkdir()
-    cv2.imwrite(str(folder / 'a.png'), np.full((30, 40, 3), 100, np.uint8))
+    folder = calibration_folder(tmp_path, [100])
     backend = TensorRTBackend.from_file(path, 'int8', engine_cache_dir=str(tmp_path / 'c'),
                                         calibration_folder=str(folder), log=lambda _m: None)
     assert isinstance(backend, OnnxRuntimeBackend)
@@ -122,10 +129,7 @@ def test_dynamic_model_gets_a_profile_and_a_copy(fake, tmp_path):
 def test_int8_calibrates_once_then_reuses_the_cache(fake, model, tmp_path):
     _trt, record = fake()
     path, _meta = model
-    folder = tmp_path / 'calib'
-    folder.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(folder / f'{i}.png'), np.full((30, 40, 3), 50 * i, np.uint8))
+    folder = calibration_folder(tmp_path, [0, 50, 100])
     calib = str(tmp_path / 'model.calib')
     EngineBuildJob(path, 'int8', str(tmp_path / 'c1'), calibration_folder=str(folder),
                    calibration_cache=calib, log=lambda _m: None).run()
@@ -187,10 +191,7 @@ def test_engine_files_are_checked_before_loading(fake, model, tmp_path):
 def test_int8_engine_calibrated_from_a_folder_is_found_on_the_next_start(fake, model, tmp_path):
     _trt, record = fake()
     path, _meta = model
-    folder = tmp_path / 'calib'
-    folder.mkdir()
-    for i in range(2):
-        cv2.imwrite(str(folder / f'{i}.png'), np.full((30, 40, 3), 60 * i, np.uint8))
+    folder = calibration_folder(tmp_path, [0, 60])
     cache = tmp_path / 'engines'
     for _start in range(3):
         job = EngineBuildJob(path, 'int8', str(cache), calibration_folder=str(folder),
@@ -215,9 +216,7 @@ def test_int8_calibration_batches_match_the_profile_optimum(fake, tmp_path, monk
     fake()
     from mono_depth_ros import calibration
     onnx_path, _ts, _meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
-    folder = tmp_path / 'calib'
-    folder.mkdir()
-    cv2.imwrite(str(folder / 'a.png'), np.full((30, 40, 3), 100, np.uint8))
+    folder = calibration_folder(tmp_path, [100])
     shapes = []
     original = calibration.CalibrationBatcher.padded
 
