@@ -13,6 +13,8 @@ from mono_depth_ros.pipeline import Preprocessor
 import numpy as np
 import pytest
 import torch
+from training.checkpoint import save_checkpoint
+from training.networks import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,11 +54,6 @@ def test_torchscript_without_metadata_is_refused(tmp_path):
 
 
 def test_checkpoint_matches_graph_module(tmp_path):
-    try:
-        from training.checkpoint import save_checkpoint
-        from training.networks import build_model
-    except ImportError as exc:
-        pytest.skip(f'training checkpoint/zoo not importable: {exc}')
     torch.manual_seed(0)
     model = build_model('mobilenetv2_unet').eval()
     meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
@@ -111,11 +108,6 @@ def test_traced_module_follows_a_dtype_change(tmp_path):
 
 
 def test_training_checkpoint_takes_the_onnx_graph_input(tmp_path):
-    try:
-        from training.checkpoint import save_checkpoint
-        from training.networks import build_model
-    except ImportError as exc:
-        pytest.skip(f'training checkpoint/zoo not importable: {exc}')
     import dataclasses
     from training.export_onnx import export_model
     torch.manual_seed(0)

@@ -114,8 +114,7 @@ def test_converted_encoder_reproduces_tflite_logits(graph, encoder, shared_data)
 
 @pytest.mark.filterwarnings('ignore:Warning. Enabling `experimental_preserve_all_tensors`')
 def test_reference_interpreter_matches_litert(graph, tflite_path, shared_data):
-    litert = pytest.importorskip('ai_edge_litert.interpreter',
-                                 reason='ai-edge-litert not installed')
+    from ai_edge_litert import interpreter as litert
     tensor = _logits_tensor(graph)
     interpreter = litert.Interpreter(tflite_path, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
