@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import cv2
+from training.evaluate import MIN_PANEL_WIDTH
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,7 +42,11 @@ def test_train_then_evaluate(tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and float(rows[0]['abs_rel']) >= 0
     grid = cv2.imread(str(out / 'grid.png'))
-    assert grid.shape[1] == 4 * 48 and grid.shape[0] == 3 * 32
+    # Four panels per row, one row per image; 48x32 panels are enlarged (nearest) to stay
+    # legible, by the whole factor that makes them at least MIN_PANEL_WIDTH wide.
+    factor = -(-MIN_PANEL_WIDTH // 48)
+    assert factor > 1
+    assert grid.shape[1] == 4 * 48 * factor and grid.shape[0] == 3 * 32 * factor
     assert cv2.imread(str(out / 'error_histogram.png')) is not None
     summary = json.loads((out / 'metrics.json').read_text())
     assert summary['images'] == 3 and 'model' in summary['results']
