@@ -4,9 +4,12 @@ Launch depth_node (and optionally a sample camera and RViz).
     ros2 launch mono_depth_ros depth.launch.py image_topic:=/camera/image_raw \
         camera_info_topic:=/camera/camera_info
 
-Large images over Fast DDS: best-effort 640x480 streams lose most samples with the default
-transports. ``large_data:=true`` (the default) sets FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
-for the processes started here; set the same variable for your camera driver too.
+Large images over Fast DDS: Fast DDS's default shared-memory segment (512 KiB) drops nearly
+every best-effort sample larger than itself, a 640x480 rgb8 image or a point cloud, between
+processes on one machine, with the default transports and with LARGE_DATA alike
+(scripts/bench_transport.py). ``dds_profile:=default`` points the processes started here at
+config/fastdds_large_shm.xml (a 16 MiB segment); export the same profile for your camera
+driver too (FASTDDS_DEFAULT_PROFILES_FILE, or FASTRTPS_DEFAULT_PROFILES_FILE on Humble).
 """
 
 import os
@@ -30,7 +33,9 @@ ARGUMENTS = [
     ('namespace', '', 'namespace of the node and its topics (one per camera)'),
     ('use_sample_camera', 'false', 'also start sample_camera with synthetic rooms'),
     ('rviz', 'false', 'also start RViz with config/depth.rviz'),
-    ('large_data', 'true', 'use Fast DDS LARGE_DATA transports for the processes started here'),
+    ('dds_profile', 'default', 'Fast DDS XML profile for the processes started here: default '
+     '= config/fastdds_large_shm.xml (16 MiB shared memory for large images and clouds), a '
+     'path to your own, or none to keep the Fast DDS defaults'),
 ]
 
 
@@ -41,6 +46,11 @@ def generate_launch_description():
     params = PythonExpression(["'", params_file, "' or '", default_params, "'"])
     image_topic = LaunchConfiguration('image_topic')
     info_topic = LaunchConfiguration('camera_info_topic')
+    profile_arg = LaunchConfiguration('dds_profile')
+    shipped_profile = os.path.join(share, 'config', 'fastdds_large_shm.xml')
+    profile = PythonExpression(["'", shipped_profile, "' if '", profile_arg,
+                                "' == 'default' else '", profile_arg, "'"])
+    use_profile = IfCondition(PythonExpression(["'", profile_arg, "' != 'none'"]))
 
     depth_node = Node(
         package='mono_depth_ros', executable='depth_node', name='depth_node',
@@ -70,6 +80,6 @@ def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)
          for name, default, text in ARGUMENTS] +
-        [SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA',
-                                condition=IfCondition(LaunchConfiguration('large_data'))),
-         depth_node, sample_camera, rviz])
+        [SetEnvironmentVariable(variable, profile, condition=use_profile)
+         for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')] +
+        [depth_node, sample_camera, rviz])

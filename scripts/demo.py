@@ -18,7 +18,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'config',
+                       'fastdds_large_shm.xml')
+for _variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+    os.environ.setdefault(_variable, os.path.abspath(PROFILE))  # see config/fastdds_large_shm.xml
 
 import cv2  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402

@@ -12,9 +12,12 @@ SHARED_DATA = Path(os.environ.get('MONO_DEPTH_SHARED_DATA', REPO_ROOT.parent / '
 # Every ROS process a test starts inherits these: discovery stays on loopback, and a
 # random domain keeps concurrent test sessions on one machine from hearing each other.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-# Large images over Fast DDS lose most best-effort samples with the default transports
-# (MEASURED.md); the LARGE_DATA builtin transports deliver them all. Set before rclpy starts.
-os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+# Best-effort samples larger than Fast DDS's 512 KiB shared-memory segment (a 640x480 image,
+# any full cloud) are nearly all lost between processes, with the default transports and with
+# LARGE_DATA (scripts/bench_transport.py); the shipped profile's 16 MiB segment delivers them.
+# Set before rclpy starts, so the node subprocesses inherit it too.
+for _variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+    os.environ.setdefault(_variable, str(REPO_ROOT / 'config' / 'fastdds_large_shm.xml'))
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random().randint(1, 100)))
 os.environ.setdefault('AMENT_PREFIX_PATH', os.path.dirname(os.path.dirname(
     os.path.realpath(__import__('sys').executable))))

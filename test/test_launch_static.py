@@ -35,7 +35,7 @@ def test_launch_arguments_match_design_and_are_described():
     used = {c.args[0].value for c in ast.walk(tree) if isinstance(c, ast.Call) and
             getattr(c.func, 'id', '') == 'LaunchConfiguration'}
     assert used <= names, f'undeclared: {used - names}'
-    assert names - {'large_data'} <= used, f'declared but unused: {names - used}'
+    assert names <= used, f'declared but unused: {names - used}'
 
 
 def test_launch_names_existing_executables_and_installed_files():
@@ -52,7 +52,8 @@ def test_launch_names_existing_executables_and_installed_files():
                 assert (ROOT / module).is_file()
     strings = [c.value for c in ast.walk(tree) if isinstance(c, ast.Constant) and
                isinstance(c.value, str)]
-    for folder, name in (('config', 'depth.yaml'), ('config', 'depth.rviz')):
+    for folder, name in (('config', 'depth.yaml'), ('config', 'depth.rviz'),
+                         ('config', 'fastdds_large_shm.xml')):
         assert name in strings and (ROOT / folder / name).is_file()
     setup = (ROOT / 'setup.py').read_text()
     assert "tree('config')" in setup and "glob('launch/*.launch.py')" in setup
@@ -96,3 +97,20 @@ def test_package_xml_is_format_3_with_rosdep_keys():
             'python3-pytest'} <= deps
     assert root.find('export/build_type').text == 'ament_python'
     assert (ROOT / 'resource' / 'mono_depth_ros').is_file()
+
+
+def test_fastdds_profile_is_a_default_participant_profile_with_a_large_segment():
+    ns = {'d': 'http://www.eprosima.com'}
+    root = ET.parse(ROOT / 'config' / 'fastdds_large_shm.xml').getroot()
+    shm = [t for t in root.iterfind('.//d:transport_descriptor', ns)
+           if t.findtext('d:type', namespaces=ns) == 'SHM']
+    assert len(shm) == 1
+    # Big enough for a 640x480 xyzrgb cloud (4.9 MB) plus the depth image in flight.
+    assert int(shm[0].findtext('d:segment_size', namespaces=ns)) >= 8 * 2 ** 20
+    participant = root.find('.//d:participant', ns)
+    assert participant.get('is_default_profile') == 'true'
+    used = {t.text for t in participant.iterfind('.//d:userTransports/d:transport_id', ns)}
+    declared = {t.findtext('d:transport_id', namespaces=ns)
+                for t in root.iterfind('.//d:transport_descriptor', ns)}
+    assert used == declared and participant.findtext('.//d:useBuiltinTransports',
+                                                     namespaces=ns) == 'false'

@@ -172,7 +172,7 @@ def test_real_images_flow_end_to_end(ros, tmp_path, shared_data, dataset):
     try:
         harness.wait_connected()
         # A camera streams: repeat the frame (the first large best-effort samples can go
-        # out before the LARGE_DATA connection is up).
+        # out before the data connection is up).
         end = time.monotonic() + 30
         while not (harness.received['depth'] and harness.received['points']):
             assert time.monotonic() < end, 'no depth and points for a real image:\n' + \
