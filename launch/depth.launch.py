@@ -51,6 +51,10 @@ def generate_launch_description():
     profile = PythonExpression(["'", shipped_profile, "' if '", profile_arg,
                                 "' == 'default' else '", profile_arg, "'"])
     use_profile = IfCondition(PythonExpression(["'", profile_arg, "' != 'none'"]))
+    # Fast DDS 2.x (Humble) reads FASTRTPS_..., Fast DDS 3 (Jazzy and later) FASTDDS_...,
+    # and warns that the old name is deprecated when it is set.
+    profile_variable = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') ==
+                        'humble' else 'FASTDDS_DEFAULT_PROFILES_FILE')
 
     depth_node = Node(
         package='mono_depth_ros', executable='depth_node', name='depth_node',
@@ -80,6 +84,5 @@ def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)
          for name, default, text in ARGUMENTS] +
-        [SetEnvironmentVariable(variable, profile, condition=use_profile)
-         for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')] +
+        [SetEnvironmentVariable(profile_variable, profile, condition=use_profile)] +
         [depth_node, sample_camera, rviz])

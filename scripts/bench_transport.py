@@ -25,8 +25,7 @@ PROFILE = os.path.join(REPO, 'config', 'fastdds_large_shm.xml')
 SETUPS = {
     'defaults': {},
     'LARGE_DATA': {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'},
-    'fastdds_large_shm.xml': {'FASTDDS_DEFAULT_PROFILES_FILE': PROFILE,
-                              'FASTRTPS_DEFAULT_PROFILES_FILE': PROFILE},
+    'fastdds_large_shm.xml': {'FASTDDS_DEFAULT_PROFILES_FILE': PROFILE},
 }
 PAYLOADS = {'image 640x480 rgb8': 'image', 'cloud 640x480 xyzrgb': 'cloud'}
 

@@ -16,8 +16,8 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # any full cloud) are nearly all lost between processes, with the default transports and with
 # LARGE_DATA (scripts/bench_transport.py); the shipped profile's 16 MiB segment delivers them.
 # Set before rclpy starts, so the node subprocesses inherit it too.
-for _variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
-    os.environ.setdefault(_variable, str(REPO_ROOT / 'config' / 'fastdds_large_shm.xml'))
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                      str(REPO_ROOT / 'config' / 'fastdds_large_shm.xml'))
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random().randint(1, 100)))
 os.environ.setdefault('AMENT_PREFIX_PATH', os.path.dirname(os.path.dirname(
     os.path.realpath(__import__('sys').executable))))
