@@ -403,9 +403,6 @@ class DepthNode(Node):
     # -- diagnostics -------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         snap = self.stats.snapshot()
-        with self.stats._lock:
-            extra = {k: float(v) for k, v in self.stats.counts.items() if k not in snap}
-        snap.update(extra)
         status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: depth',
                                   hardware_id=self.backend.describe())
         if snap['frames_out'] == 0 and snap['frames_in'] > 0:

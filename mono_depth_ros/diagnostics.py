@@ -78,6 +78,9 @@ class Stats:
                                       'points_computed', 'colored_computed')}
             out.update({f'bad_{k}': float(self.counts.get(k, 0)) for k in BAD_INPUT_KINDS})
             out['bad_input_total'] = float(sum(self.counts.get(k, 0) for k in BAD_INPUT_KINDS))
+            # Any other counter (for example skipped_no_subscribers) under its own name.
+            out.update({k: float(v) for k, v in self.counts.items()
+                        if k not in out and k not in BAD_INPUT_KINDS})
             out['rate_hz'] = rate
             out['latency_p50_ms'] = self.latency.percentile(50)
             out['latency_p95_ms'] = self.latency.percentile(95)
