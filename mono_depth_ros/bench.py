@@ -25,7 +25,7 @@ import os
 import platform
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mono_depth_ros.atomic import atomic_write_text
 from mono_depth_ros.backends.base import available_backends, backend_class, BackendError
@@ -57,10 +57,10 @@ def percentile_ms(samples: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples, np.float64), q) * 1000.0)
 
 
-def rss_bytes() -> int:
-    """Return this process's resident set size (0 where /proc is missing)."""
+def rss_bytes(pid: Union[int, str] = 'self') -> int:
+    """Return a process's resident set size (this one by default; 0 where /proc is missing)."""
     try:
-        with open('/proc/self/statm') as handle:
+        with open(f'/proc/{pid}/statm') as handle:
             return int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
     except (OSError, ValueError, IndexError):
         return 0

@@ -25,6 +25,7 @@ os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.abspath(PROFILE))
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from mono_depth_ros import ros_io  # noqa: E402
+from mono_depth_ros.bench import rss_bytes  # noqa: E402
 from mono_depth_ros.synthetic import SyntheticStream  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
@@ -34,11 +35,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 
 def rss_mb(pid):
-    with open(f'/proc/{pid}/status') as handle:
-        for line in handle:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024.0
-    return float('nan')
+    return rss_bytes(pid) / 2 ** 20
 
 
 def main():

@@ -10,6 +10,7 @@ import time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from mono_depth_ros import ros_io
+from mono_depth_ros.bench import rss_bytes
 from mono_depth_ros.intrinsics import Intrinsics
 import numpy as np
 import rclpy
@@ -50,11 +51,9 @@ class Process:
         return self.popen.poll() is None
 
     def rss_mb(self):
-        with open(f'/proc/{self.pid}/status') as handle:
-            for line in handle:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024.0
-        return float('nan')
+        rss = rss_bytes(self.pid)
+        assert rss > 0, f'cannot read the memory of process {self.pid}: has it exited?'
+        return rss / 2 ** 20
 
     def stop(self, timeout=10.0):
         """SIGINT, wait, and return the exit code."""

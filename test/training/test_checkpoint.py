@@ -14,13 +14,7 @@ from training.networks import build_model
 ARGS = {'width_mult': 0.35, 'decoder_channels': [16, 16, 8, 8], 'output': 'inverse'}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run torch single-threaded: OpenMP threads spin badly on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
 
 
 def _model_and_meta():

@@ -24,13 +24,7 @@ TINY = ['device=cpu', 'model.arch=mobilenetv2_unet',
         'optim.grad_clip=1.0']
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run torch single-threaded: OpenMP threads spin badly on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py
 
 
 def _trainer(tmp_path, overrides, task=None):

@@ -7,7 +7,7 @@ that raw output maps to metres in :class:`mono_depth_ros.model_meta.ModelMeta` t
 ``to_depth`` applies the same mapping in torch so losses and metrics see what the node sees.
 """
 
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 import torch
 from torch import nn
@@ -123,3 +123,15 @@ def upsample_to(x: torch.Tensor, like: torch.Tensor, mode: str = 'bilinear') -> 
     if mode == 'nearest':
         return F.interpolate(x, size=like.shape[-2:], mode='nearest')
     return F.interpolate(x, size=like.shape[-2:], mode=mode, align_corners=False)
+
+
+def collect_features(layers: Iterable[nn.Module], keep: Iterable[int],
+                     x: torch.Tensor) -> List[torch.Tensor]:
+    """Run x through ``layers`` in order; return the outputs of the layers indexed in ``keep``."""
+    keep = set(keep)
+    out = []
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i in keep:
+            out.append(x)
+    return out

@@ -14,6 +14,7 @@ import warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
+from training.networks.base import collect_features
 from training.networks.decoders import UNetDepthNet
 
 # (expand ratio t, channels c, repeats n, first stride s), as in the paper and torchvision.
@@ -149,13 +150,7 @@ class MobileNetV2Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Return the five skip features, finest first."""
-        x = self.prepare_input(x)
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in SKIP_INDICES:
-                out.append(x)
-        return out
+        return collect_features(self.features, SKIP_INDICES, self.prepare_input(x))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Return class logits (needs ``num_classes``); x as for :meth:`forward`."""

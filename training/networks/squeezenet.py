@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
+from training.networks.base import collect_features
 from training.networks.decoders import UNetDepthNet
 
 # Indices into ``features`` whose outputs are the skips (strides about 2, 4, 8 and 16).
@@ -59,12 +60,7 @@ class SqueezeNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Return features after the stem, fire3, fire5 and fire9 (torchvision numbering)."""
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in SKIP_INDICES:
-                out.append(x)
-        return out
+        return collect_features(self.features, SKIP_INDICES, x)
 
 
 class SqueezeNetUNet(UNetDepthNet):
