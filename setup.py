@@ -37,10 +37,10 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'depth_node = mono_depth_ros.depth_node:main',
-            'sample_camera = mono_depth_ros.sample_camera:main',
-            'build_engine = mono_depth_ros.build_engine:main',
-            'depth_bench = mono_depth_ros.bench:main',
+            'depth_node = mono_depth_ros.ros.depth_node:main',
+            'sample_camera = mono_depth_ros.ros.sample_camera:main',
+            'build_engine = mono_depth_ros.tools.build_engine:main',
+            'depth_bench = mono_depth_ros.tools.depth_bench:main',
         ],
     },
 )

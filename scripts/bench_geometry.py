@@ -16,9 +16,9 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import cv2  # noqa: E402
-from mono_depth_ros.geometry import backproject  # noqa: E402
-from mono_depth_ros.intrinsics import preset  # noqa: E402
-from mono_depth_ros.pointcloud import depth_to_cloud, pack_cloud  # noqa: E402
+from mono_depth_ros.core.geometry import backproject  # noqa: E402
+from mono_depth_ros.core.intrinsics import preset  # noqa: E402
+from mono_depth_ros.core.pointcloud import depth_to_cloud, pack_cloud  # noqa: E402
 import numpy as np  # noqa: E402
 
 

@@ -24,9 +24,9 @@ os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.abspath(PROFILE))
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from mono_depth_ros import ros_io  # noqa: E402
-from mono_depth_ros.bench import rss_bytes  # noqa: E402
-from mono_depth_ros.synthetic import SyntheticStream  # noqa: E402
+from mono_depth_ros.ros import messages as ros_io  # noqa: E402
+from mono_depth_ros.sim.synthetic import SyntheticStream  # noqa: E402
+from mono_depth_ros.tools.depth_bench import rss_bytes  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402

@@ -52,7 +52,7 @@ def bench_arch(arch: str, batch: int, height: int, width: int, steps: int, warmu
 
 def bench_synthetic(batch: int, height: int, width: int) -> float:
     """Return images/s of the synthetic RGB-D generator (one process)."""
-    from mono_depth_ros.synthetic import SyntheticStream
+    from mono_depth_ros.sim.synthetic import SyntheticStream
     stream = iter(SyntheticStream(width, height, seed=0))
     next(stream)
     start = time.perf_counter()

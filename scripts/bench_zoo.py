@@ -26,10 +26,10 @@ from typing import Dict, List
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mono_depth_ros.atomic import atomic_write_text  # noqa: E402
-from mono_depth_ros.bench import (BenchConfig, COLUMNS, csv_text, environment_line,  # noqa: E402
-                                  markdown_table, parse_size, run)
-from mono_depth_ros.model_meta import ModelMeta  # noqa: E402
+from mono_depth_ros.core.atomic import atomic_write_text  # noqa: E402
+from mono_depth_ros.core.model_meta import ModelMeta  # noqa: E402
+from mono_depth_ros.tools.depth_bench import (BenchConfig, COLUMNS, csv_text,  # noqa: E402
+                                              environment_line, markdown_table, parse_size, run)
 
 ONNX_BACKENDS = ('onnxruntime', 'tensorrt')
 

@@ -25,10 +25,10 @@ os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.abspath(PROFILE))
 
 import cv2  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from mono_depth_ros import ros_io  # noqa: E402
-from mono_depth_ros.atomic import atomic_path  # noqa: E402
-from mono_depth_ros.colormap import colorize_depth  # noqa: E402
-from mono_depth_ros.pointcloud import unpack_cloud  # noqa: E402
+from mono_depth_ros.core.atomic import atomic_path  # noqa: E402
+from mono_depth_ros.core.colormap import colorize_depth  # noqa: E402
+from mono_depth_ros.core.pointcloud import unpack_cloud  # noqa: E402
+from mono_depth_ros.ros import messages as ros_io  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402

@@ -18,10 +18,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-from mono_depth_ros.atomic import atomic_path  # noqa: E402
-from mono_depth_ros.intrinsics import preset  # noqa: E402
-from mono_depth_ros.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta  # noqa: E402
-from mono_depth_ros.synthetic import SyntheticStream  # noqa: E402
+from mono_depth_ros.core.atomic import atomic_path  # noqa: E402
+from mono_depth_ros.core.intrinsics import preset  # noqa: E402
+from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta  # noqa: E402
+from mono_depth_ros.sim.synthetic import SyntheticStream  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

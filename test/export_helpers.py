@@ -1,6 +1,6 @@
 """Tiny torch depth networks and their exports, shared by the export/backend/bench tests."""
 
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
 import torch
 from torch import nn
 

@@ -1,6 +1,6 @@
 """Tiny ONNX depth models built with onnx.helper, honouring the ModelMeta conventions."""
 
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto

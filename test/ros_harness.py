@@ -9,9 +9,9 @@ import time
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from mono_depth_ros import ros_io
-from mono_depth_ros.bench import rss_bytes
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.ros import messages as ros_io
+from mono_depth_ros.tools.depth_bench import rss_bytes
 import numpy as np
 import rclpy
 from rclpy.node import Node

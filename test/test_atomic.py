@@ -3,7 +3,7 @@
 import os
 import stat
 
-from mono_depth_ros.atomic import atomic_path, atomic_write_text
+from mono_depth_ros.core.atomic import atomic_path, atomic_write_text
 import pytest
 
 

@@ -2,12 +2,11 @@
 
 import math
 
-from mono_depth_ros.backends.base import available_backends, BackendError, create_backend
-from mono_depth_ros.backends.tensorrt_backend import (decide_selfcheck, fallback_chain,
-                                                      profile_shapes, relative_error,
-                                                      selfcheck_image, TensorRTBackend,
-                                                      trt_major)
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference.base import available_backends, BackendError, create_backend
+from mono_depth_ros.inference.tensorrt.backend import (decide_selfcheck, fallback_chain,
+                                                       profile_shapes, relative_error,
+                                                       selfcheck_image, TensorRTBackend, trt_major)
 import numpy as np
 from onnx_models import brightness_model
 import pytest

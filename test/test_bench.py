@@ -3,10 +3,10 @@
 import csv
 
 from export_helpers import export_tiny
-from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.bench import (BenchConfig, BenchError, main, onnx_flops, parse_size,
-                                  pipeline_frames, run, run_pipeline_bench, STAGES,
-                                  torch_flops)
+from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.tools.depth_bench import (BenchConfig, BenchError, main, onnx_flops,
+                                              parse_size, pipeline_frames, run, run_pipeline_bench,
+                                              STAGES, torch_flops)
 from onnx_models import brightness_model
 import pytest
 

@@ -1,10 +1,11 @@
 """INT8 calibration: batching a folder in order, the partial last batch, the cache."""
 
 import cv2
-from mono_depth_ros.calibration import (CalibrationBatcher, CalibrationError, list_images,
-                                        make_entropy_calibrator, read_calibration_cache,
-                                        write_calibration_cache)
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference.tensorrt.calibration import (CalibrationBatcher, CalibrationError,
+                                                           list_images, make_entropy_calibrator,
+                                                           read_calibration_cache,
+                                                           write_calibration_cache)
 import numpy as np
 import pytest
 

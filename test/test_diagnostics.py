@@ -1,6 +1,6 @@
 """Node statistics: every counter reaches diagnostics once, under one name."""
 
-from mono_depth_ros.diagnostics import BAD_INPUT_KINDS, Stats
+from mono_depth_ros.core.stats import BAD_INPUT_KINDS, Stats
 
 
 def test_snapshot_names_each_counter_once():

@@ -4,9 +4,10 @@ import json
 import threading
 import time
 
-from mono_depth_ros.engine_cache import (check_engine, EngineCache, EngineKey, read_sidecar,
-                                         sidecar_path, write_engine)
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference.tensorrt.engine_cache import (check_engine, EngineCache, EngineKey,
+                                                            read_sidecar, sidecar_path,
+                                                            write_engine)
 import pytest
 
 META = ModelMeta(arch='tiny', input_height=32, input_width=48)
@@ -142,6 +143,6 @@ def test_concurrent_builders_build_once(tmp_path):
 
 
 def test_empty_engine_is_refused(tmp_path):
-    from mono_depth_ros.engine_cache import EngineCacheError
+    from mono_depth_ros.inference.tensorrt.engine_cache import EngineCacheError
     with pytest.raises(EngineCacheError, match='empty'):
         EngineCache(str(tmp_path)).get_or_build('m.onnx', key(), META, lambda: b'')

@@ -3,11 +3,11 @@
 import dataclasses
 
 from export_helpers import export_tiny, tiny_model
-from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.bench import onnx_flops, torch_flops
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.model_meta import ModelMeta
-from mono_depth_ros.pipeline import Postprocessor, Preprocessor
+from mono_depth_ros.core.frame import Postprocessor, Preprocessor
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.tools.depth_bench import onnx_flops, torch_flops
 import numpy as np
 import onnx
 import pytest
@@ -80,7 +80,7 @@ def test_float_input_export(tmp_path):
 
 def test_verify_rejects_a_mismatching_model(tmp_path):
     path, _ts, meta, _model = export_tiny(tmp_path, torchscript=False)
-    from mono_depth_ros.backends.torch_backend import graph_module
+    from mono_depth_ros.inference.torch_backend import graph_module
     other, _ = tiny_model(seed=1)
     with pytest.raises(ExportError, match='max abs error'):
         verify(graph_module(other, meta), path, meta, [(32, 48)])

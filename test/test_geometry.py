@@ -3,10 +3,10 @@
 import math
 
 import cv2
-from mono_depth_ros.geometry import backproject, project, RayCache
-from mono_depth_ros.intrinsics import (
-    Intrinsics, IntrinsicsError, load_camera_info_yaml, preset, save_camera_info_yaml)
-from mono_depth_ros.pointcloud import pack_cloud, unpack_cloud
+from mono_depth_ros.core.geometry import backproject, project, RayCache
+from mono_depth_ros.core.intrinsics import (Intrinsics, IntrinsicsError, load_camera_info_yaml,
+                                            preset, save_camera_info_yaml)
+from mono_depth_ros.core.pointcloud import pack_cloud, unpack_cloud
 import numpy as np
 import pytest
 
@@ -163,7 +163,7 @@ def test_camera_info_yaml_round_trip(tmp_path):
 
 
 def test_fused_packer_equals_two_step_and_survives_size_changes():
-    from mono_depth_ros.pointcloud import CloudPacker
+    from mono_depth_ros.core.pointcloud import CloudPacker
     rng = np.random.default_rng(2)
     packer = CloudPacker()
     for intr in (K.resize(64, 48), K.resize(32, 24), K.resize(64, 48)):

@@ -1,8 +1,8 @@
 """Image and depth encodings: round trips and named errors for bad buffers."""
 
 import cv2
-from mono_depth_ros import image_codec as ic
-from mono_depth_ros.colormap import colorize_depth
+from mono_depth_ros.core import image_codec as ic
+from mono_depth_ros.core.colormap import colorize_depth
 import numpy as np
 import pytest
 

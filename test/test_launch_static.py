@@ -15,7 +15,7 @@ DESIGN_ARGUMENTS = {'image_topic', 'camera_info_topic', 'model_path', 'backend',
 
 def console_scripts():
     text = (ROOT / 'setup.py').read_text()
-    return dict(re.findall(r"'(\w+) = (mono_depth_ros\.\w+):main'", text))
+    return dict(re.findall(r"'(\w+) = (mono_depth_ros[\w.]+):main'", text))
 
 
 def launch_tree():
@@ -61,7 +61,7 @@ def test_launch_names_existing_executables_and_installed_files():
 
 
 def test_params_file_declares_only_real_parameters():
-    from mono_depth_ros.depth_node import PARAMETERS
+    from mono_depth_ros.ros.depth_node import PARAMETERS
     data = yaml.safe_load((ROOT / 'config' / 'depth.yaml').read_text())
     params = data['/**']['ros__parameters']
     assert set(params) == set(PARAMETERS)
@@ -73,7 +73,7 @@ def test_params_file_declares_only_real_parameters():
 @pytest.mark.parametrize('name, fx, width', [('kinect_nyu', 518.8579, 640),
                                              ('kitti', 721.5377, 1242)])
 def test_intrinsics_files_are_camera_info_manager_yaml(name, fx, width):
-    from mono_depth_ros.intrinsics import load_camera_info_yaml
+    from mono_depth_ros.core.intrinsics import load_camera_info_yaml
     intr = load_camera_info_yaml(str(ROOT / 'config' / 'intrinsics' / f'{name}.yaml'))
     assert intr.fx == fx and intr.width == width
     data = yaml.safe_load((ROOT / 'config' / 'intrinsics' / f'{name}.yaml').read_text())

@@ -2,8 +2,8 @@
 
 import json
 
-from mono_depth_ros.atomic import atomic_path, atomic_write_text
-from mono_depth_ros.model_meta import ModelMeta, ModelMetaError
+from mono_depth_ros.core.atomic import atomic_path, atomic_write_text
+from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
 import pytest
 
 

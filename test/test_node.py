@@ -2,10 +2,10 @@
 
 import struct
 
-from mono_depth_ros import ros_io
-from mono_depth_ros.geometry import backproject
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.pointcloud import unpack_cloud
+from mono_depth_ros.core.geometry import backproject
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.pointcloud import unpack_cloud
+from mono_depth_ros.ros import messages as ros_io
 import numpy as np
 from onnx_models import brightness_model
 import pytest

@@ -3,8 +3,8 @@
 import time
 
 import cv2
-from mono_depth_ros import ros_io
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.ros import messages as ros_io
 import numpy as np
 from onnx_models import brightness_model
 import pytest

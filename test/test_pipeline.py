@@ -1,9 +1,9 @@
 """Pre/post-processing from model metadata, and the ONNX Runtime backend, without ROS."""
 
-from mono_depth_ros.backends import available_backends, BackendError, create_backend
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.model_meta import ModelMeta
-from mono_depth_ros.pipeline import NonFiniteOutputError, Postprocessor, Preprocessor
+from mono_depth_ros.core.frame import NonFiniteOutputError, Postprocessor, Preprocessor
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference import available_backends, BackendError, create_backend
 import numpy as np
 from onnx_models import brightness_model
 import pytest

@@ -3,9 +3,9 @@
 import json
 
 import cv2
-from mono_depth_ros import kitti
-from mono_depth_ros.geometry import backproject
-from mono_depth_ros.intrinsics import Intrinsics, preset
+from mono_depth_ros.core import kitti
+from mono_depth_ros.core.geometry import backproject
+from mono_depth_ros.core.intrinsics import Intrinsics, preset
 import numpy as np
 import pytest
 

@@ -1,8 +1,8 @@
 """sample_camera publishes files and videos with the intrinsics file's CameraInfo."""
 
 import cv2
-from mono_depth_ros import ros_io
-from mono_depth_ros.intrinsics import Intrinsics, save_camera_info_yaml
+from mono_depth_ros.core.intrinsics import Intrinsics, save_camera_info_yaml
+from mono_depth_ros.ros import messages as ros_io
 import numpy as np
 import pytest
 from ros_harness import Harness, Process

@@ -1,9 +1,8 @@
 """Synthetic scenes: exact depth on analytic cases, determinism, smooth sequences."""
 
-from mono_depth_ros.geometry import backproject
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.synthetic import (
-    Box, Cylinder, look_at, Scene, Sphere, SyntheticStream)
+from mono_depth_ros.core.geometry import backproject
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.sim.synthetic import Box, Cylinder, look_at, Scene, Sphere, SyntheticStream
 import numpy as np
 import pytest
 
@@ -103,7 +102,7 @@ def test_any_intrinsics_and_size_and_camera_inside_room():
 
 def test_texture_folder(tmp_path):
     import cv2
-    from mono_depth_ros.synthetic import load_texture_folder
+    from mono_depth_ros.sim.synthetic import load_texture_folder
     img = np.zeros((32, 32, 3), np.uint8)
     img[::4] = (0, 0, 255)  # BGR red stripes
     cv2.imwrite(str(tmp_path / 'red.png'), img)

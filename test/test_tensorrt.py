@@ -1,11 +1,11 @@
 """TensorRT build, cache and run: only where tensorrt and a CUDA device exist."""
 
 from export_helpers import export_tiny
-from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.backends.tensorrt_backend import TensorRTBackend
-from mono_depth_ros.build_engine import EngineBuildJob
-from mono_depth_ros.engine_cache import check_engine
-from mono_depth_ros.pipeline import Preprocessor
+from mono_depth_ros.core.frame import Preprocessor
+from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.inference.tensorrt.backend import TensorRTBackend
+from mono_depth_ros.inference.tensorrt.engine_cache import check_engine
+from mono_depth_ros.tools.build_engine import EngineBuildJob
 import numpy as np
 import pytest
 

@@ -7,14 +7,14 @@ import sys
 import cv2
 from export_helpers import export_tiny
 from fake_tensorrt import FakeCudart, make_fake_tensorrt
-from mono_depth_ros.backends import tensorrt_backend
-from mono_depth_ros.backends.base import BackendError, create_backend
-from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.backends.tensorrt_backend import TensorRTBackend
-from mono_depth_ros.build_engine import EngineBuildJob, main as build_main
-from mono_depth_ros.calibration import CalibrationError
-from mono_depth_ros.engine_cache import check_engine, sidecar_path
-from mono_depth_ros.pipeline import Preprocessor
+from mono_depth_ros.core.frame import Preprocessor
+from mono_depth_ros.inference.base import BackendError, create_backend
+from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.inference.tensorrt import backend as tensorrt_backend
+from mono_depth_ros.inference.tensorrt.backend import TensorRTBackend
+from mono_depth_ros.inference.tensorrt.calibration import CalibrationError
+from mono_depth_ros.inference.tensorrt.engine_cache import check_engine, sidecar_path
+from mono_depth_ros.tools.build_engine import EngineBuildJob, main as build_main
 import numpy as np
 from onnx_models import brightness_model
 import pytest
@@ -214,7 +214,7 @@ def test_uint8_parse_error_suggests_a_float_export(fake, model, tmp_path):
 
 def test_int8_calibration_batches_match_the_profile_optimum(fake, tmp_path, monkeypatch):
     fake()
-    from mono_depth_ros import calibration
+    from mono_depth_ros.inference.tensorrt import calibration
     onnx_path, _ts, _meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
     folder = calibration_folder(tmp_path, [100])
     shapes = []
@@ -262,7 +262,7 @@ def test_a_fixed_size_model_refuses_another_size(fake, model, tmp_path):
 
 def test_depth_bench_times_an_engine_and_its_device_memory(fake, model, tmp_path):
     fake()
-    from mono_depth_ros.bench import BenchConfig, run
+    from mono_depth_ros.tools.depth_bench import BenchConfig, run
     path, _meta = model
     result = run(BenchConfig(model=path, backends=['tensorrt'], iterations=3, warmup=1,
                              pipeline_frames=0, engine_cache_dir=str(tmp_path / 'c')),
@@ -275,7 +275,7 @@ def test_depth_bench_times_an_engine_and_its_device_memory(fake, model, tmp_path
 
 def test_depth_bench_builds_one_engine_per_size_for_a_dynamic_model(fake, tmp_path):
     _trt, record = fake()
-    from mono_depth_ros.bench import BenchConfig, run
+    from mono_depth_ros.tools.depth_bench import BenchConfig, run
     onnx_path, _ts, _meta, _model = export_tiny(tmp_path, dynamic=True, torchscript=False)
     result = run(BenchConfig(model=onnx_path, backends=['tensorrt'], sizes=[(32, 48), (64, 96)],
                              iterations=2, warmup=0, pipeline_frames=0,

@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 from export_helpers import export_tiny
-from mono_depth_ros.backends.base import BackendError, create_backend
-from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.backends.torch_backend import TorchBackend
-from mono_depth_ros.model_meta import ModelMeta
-from mono_depth_ros.pipeline import Preprocessor
+from mono_depth_ros.core.frame import Preprocessor
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference.base import BackendError, create_backend
+from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+from mono_depth_ros.inference.torch_backend import TorchBackend
 import numpy as np
 import pytest
 import torch
@@ -79,10 +79,12 @@ def test_runtime_imports_without_torch():
         '        if name == "torch" or name.startswith("torch."):\n'
         '            raise ImportError("torch blocked")\n'
         'sys.meta_path.insert(0, Block())\n'
-        'import mono_depth_ros.backends.torch_backend as tb\n'
-        'import mono_depth_ros.backends.tensorrt_backend, mono_depth_ros.engine_cache\n'
-        'import mono_depth_ros.calibration, mono_depth_ros.bench, mono_depth_ros.build_engine\n'
-        'from mono_depth_ros.backends.base import available_backends\n'
+        'import mono_depth_ros.inference.torch_backend as tb\n'
+        'import mono_depth_ros.inference.tensorrt.backend\n'
+        'import mono_depth_ros.inference.tensorrt.engine_cache\n'
+        'import mono_depth_ros.inference.tensorrt.calibration\n'
+        'import mono_depth_ros.tools.depth_bench, mono_depth_ros.tools.build_engine\n'
+        'from mono_depth_ros.inference.base import available_backends\n'
         'ok, why = available_backends()["torch"]\n'
         'assert not ok and "torch blocked" in why, why\n'
         'assert "torch" not in sys.modules\n'

@@ -1,6 +1,6 @@
 """YAML files are read safely and every malformed case names the file."""
 
-from mono_depth_ros.yaml_file import read_yaml_mapping
+from mono_depth_ros.core.yaml_file import read_yaml_mapping
 import pytest
 
 

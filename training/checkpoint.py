@@ -22,8 +22,8 @@ import os
 import random
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from mono_depth_ros.atomic import atomic_path
-from mono_depth_ros.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
+from mono_depth_ros.core.atomic import atomic_path
+from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 import numpy as np
 import torch
 

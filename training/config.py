@@ -16,8 +16,8 @@ import os
 import subprocess
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from mono_depth_ros.atomic import atomic_write_text
-from mono_depth_ros.yaml_file import read_yaml_mapping
+from mono_depth_ros.core.atomic import atomic_write_text
+from mono_depth_ros.core.yaml_file import read_yaml_mapping
 import yaml
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs')

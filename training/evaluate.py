@@ -30,8 +30,8 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cv2  # noqa: E402
-from mono_depth_ros.atomic import atomic_path, atomic_write_text  # noqa: E402
-from mono_depth_ros.colormap import colorize_depth  # noqa: E402
+from mono_depth_ros.core.atomic import atomic_path, atomic_write_text  # noqa: E402
+from mono_depth_ros.core.colormap import colorize_depth  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
@@ -39,8 +39,8 @@ from training.datasets import (FolderDataset, KittiObject, KittiRaw, NYUCSV, NYU
                                NYUMat, SyntheticDataset)
 from training.datasets.augment import normalize, RawSample  # noqa: E402
 from training.datasets.nyu import read_index_list  # noqa: E402
-from training.metrics import (average_metrics, compute_depth_metrics,  # noqa: E402
-                              METRIC_NAMES, NoValidPixelsError)
+from training.metrics import (average_metrics, compute_depth_metrics, METRIC_NAMES,  # noqa: E402
+                              NoValidPixelsError)
 
 CAPS = {'nyu': 10.0, 'kitti': 80.0}
 DEFAULT_CROPS = {'nyu': 'eigen', 'kitti': 'garg'}

@@ -26,9 +26,9 @@ import warnings
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mono_depth_ros.atomic import atomic_path  # noqa: E402
-from mono_depth_ros.backends.torch_backend import graph_module, TORCHSCRIPT_META  # noqa: E402
-from mono_depth_ros.model_meta import ModelMeta  # noqa: E402
+from mono_depth_ros.core.atomic import atomic_path  # noqa: E402
+from mono_depth_ros.core.model_meta import ModelMeta  # noqa: E402
+from mono_depth_ros.inference.torch_backend import graph_module, TORCHSCRIPT_META  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import torch  # noqa: E402
@@ -58,7 +58,7 @@ def export_meta(meta: ModelMeta, height: int, width: int, input_dtype: str,
 
 def example_input(meta: ModelMeta, rgb: np.ndarray):
     """Return the graph's input tensor for an (H, W, 3) uint8 image at the meta size."""
-    from mono_depth_ros.pipeline import Preprocessor
+    from mono_depth_ros.core.frame import Preprocessor
     return torch.from_numpy(Preprocessor(meta)(rgb))
 
 
@@ -73,7 +73,7 @@ def real_image(height: int, width: int) -> np.ndarray:
     if bgr is not None:
         return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (width, height),
                           interpolation=cv2.INTER_AREA)
-    from mono_depth_ros.synthetic import SyntheticStream
+    from mono_depth_ros.sim.synthetic import SyntheticStream
     return SyntheticStream(width, height, seed=1).frame(0).rgb
 
 

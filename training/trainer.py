@@ -83,7 +83,7 @@ class SupervisedDepthTask(Task):
 
     def __init__(self, loss: Callable, min_depth: float, max_depth: float,
                  mean=None, std=None):
-        from mono_depth_ros.model_meta import IMAGENET_MEAN, IMAGENET_STD
+        from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD
         self.loss = loss
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self.mean = tuple(mean or IMAGENET_MEAN)

@@ -1,12 +1,12 @@
 """Every augmentation: geometry follows exactly, depth is never interpolated, photometry."""
 
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 import pytest
 import torch
 from training.datasets.augment import (crop_sample, flip_sample, GeometricAugment, normalize,
-                                       PhotometricAugment, RawSample, resize_depth,
-                                       resize_sample, rotate_sample, sample_seed)
+                                       PhotometricAugment, RawSample, resize_depth, resize_sample,
+                                       rotate_sample, sample_seed)
 
 
 def _sample(h=40, w=60):

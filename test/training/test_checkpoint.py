@@ -3,7 +3,7 @@
 import os
 import random
 
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 import pytest
 import torch

@@ -5,13 +5,13 @@ import zipfile
 
 import cv2
 import h5py
-from mono_depth_ros import kitti as kitti_io
-from mono_depth_ros.intrinsics import preset
+from mono_depth_ros.core import kitti as kitti_io
+from mono_depth_ros.core.intrinsics import preset
 import numpy as np
 import pytest
 from training.config import load_config
-from training.datasets import (build_dataset, DatasetError, FolderDataset, KittiObject,
-                               KittiRaw, NYUCSV, NYUH5, NYUMat, SyntheticDataset)
+from training.datasets import (build_dataset, DatasetError, FolderDataset, KittiObject, KittiRaw,
+                               NYUCSV, NYUH5, NYUMat, SyntheticDataset)
 from training.datasets.kitti import read_split_file
 from training.datasets.nyu import read_index_list
 

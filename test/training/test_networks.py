@@ -1,10 +1,9 @@
 """Model zoo: shapes at several sizes, torchvision key layouts, freezing, output mappings."""
 
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
 import pytest
 import torch
-from training.networks import (ARCHITECTURES, build_model, PoseDecoder, rebuild_args,
-                               ResNetEncoder)
+from training.networks import ARCHITECTURES, build_model, PoseDecoder, rebuild_args, ResNetEncoder
 from training.networks.mobilenetv2 import MobileNetV2Encoder
 from training.networks.squeezenet import SqueezeNetEncoder
 

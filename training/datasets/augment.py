@@ -29,8 +29,8 @@ import math
 from typing import Any, Mapping, Optional, Sequence
 
 import cv2
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.model_meta import IMAGENET_MEAN, IMAGENET_STD
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD
 import numpy as np
 import torch
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 import torch
 from torch.utils.data import Dataset

@@ -17,12 +17,11 @@ import json
 import os
 from typing import Optional
 
-from mono_depth_ros.intrinsics import (Intrinsics, IntrinsicsError, load_camera_info_yaml,
-                                       PRESET_ALIASES, PRESETS)
+from mono_depth_ros.core.intrinsics import (Intrinsics, IntrinsicsError, load_camera_info_yaml,
+                                            PRESET_ALIASES, PRESETS)
 import numpy as np
 from training.datasets.augment import RawSample
-from training.datasets.base import (check_size, DatasetError, DepthDataset, read_depth_png,
-                                    read_rgb)
+from training.datasets.base import check_size, DatasetError, DepthDataset, read_depth_png, read_rgb
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.ppm')
 

@@ -10,7 +10,7 @@ Raw layout (``root`` holds the date folders)::
 Split lines are ``2011_09_26/2011_09_26_drive_0002_sync 0000000069 l`` (side ``l`` = camera
 2, ``r`` = camera 3; the frame number may be unpadded, as in monodepth2's lists). Ground
 truth is either the Velodyne scan projected with the drive's calibration
-(``mono_depth_ros.kitti``), or the depth benchmark's 16-bit PNGs (value / 256 m, 0 =
+(``mono_depth_ros.core.kitti``), or the depth benchmark's 16-bit PNGs (value / 256 m, 0 =
 invalid) under ``depth_root/{train,val}/<drive>/proj_depth/groundtruth/image_0X/``.
 Intrinsics are each frame's rectified P2 (or P3), at the image's own size.
 """
@@ -21,10 +21,9 @@ import glob
 import os
 from typing import List, Optional, Sequence, Tuple
 
-from mono_depth_ros import kitti as kitti_io
+from mono_depth_ros.core import kitti as kitti_io
 from training.datasets.augment import RawSample
-from training.datasets.base import (check_size, DatasetError, DepthDataset, read_depth_png,
-                                    read_rgb)
+from training.datasets.base import check_size, DatasetError, DepthDataset, read_depth_png, read_rgb
 
 SIDES = {'l': 2, 'r': 3}
 DEPTH_PNG_SCALE = 1.0 / 256.0

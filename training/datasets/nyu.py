@@ -26,7 +26,7 @@ from typing import List, Optional, Sequence
 import zipfile
 
 import cv2
-from mono_depth_ros.intrinsics import preset
+from mono_depth_ros.core.intrinsics import preset
 import numpy as np
 from training.datasets.augment import RawSample
 from training.datasets.base import check_size, DatasetError, DepthDataset

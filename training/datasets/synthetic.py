@@ -1,5 +1,5 @@
 """
-Synthetic rooms from ``mono_depth_ros.synthetic``: exact depth, any size, deterministic.
+Synthetic rooms from ``mono_depth_ros.sim.synthetic``: exact depth, any size, deterministic.
 
 Sample i is frame i of ``SyntheticStream(seed)`` (rooms change every ``frames_per_room``
 frames), rendered directly at the requested size, so the same (seed, index, size) always
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from mono_depth_ros.synthetic import SyntheticStream
+from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 from training.datasets.augment import RawSample
 from training.datasets.base import DepthDataset

@@ -3,7 +3,7 @@ What every depth network in the zoo shares: output heads, the raw-output-to-metr
 
 A network's ``forward(x)`` takes RGB already ImageNet-normalised, (N, 3, H, W) float, and
 returns its *raw* output (N, 1, H, W) at the input resolution. ``output_spec`` states how
-that raw output maps to metres in :class:`mono_depth_ros.model_meta.ModelMeta` terms, and
+that raw output maps to metres in :class:`mono_depth_ros.core.model_meta.ModelMeta` terms, and
 ``to_depth`` applies the same mapping in torch so losses and metrics see what the node sees.
 """
 

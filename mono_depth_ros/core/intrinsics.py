@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import math
 from typing import Any, Dict, Optional
 
-from mono_depth_ros.atomic import atomic_write_text
-from mono_depth_ros.yaml_file import read_yaml_mapping
+from mono_depth_ros.core.atomic import atomic_write_text
+from mono_depth_ros.core.yaml_file import read_yaml_mapping
 import numpy as np
 import yaml
 

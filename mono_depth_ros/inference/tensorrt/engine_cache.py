@@ -8,7 +8,7 @@ and the sha256 of the engine bytes live in a sidecar ``<engine>.json``. An engin
 only when its sidecar names the expected key AND its bytes hash to ``engine_sha256``;
 anything else (missing sidecar, other key, truncated or corrupt bytes) is rebuilt.
 
-Writes go through :mod:`mono_depth_ros.atomic` (engine first, sidecar last, so a sidecar
+Writes go through :mod:`mono_depth_ros.core.atomic` (engine first, sidecar last, so a sidecar
 never vouches for bytes that are not on disk yet), and builders of the same engine
 serialise on a lock file, so two nodes starting together build it once.
 """
@@ -22,8 +22,8 @@ import json
 import os
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
-from mono_depth_ros.atomic import atomic_write_bytes, atomic_write_text
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.atomic import atomic_write_bytes, atomic_write_text
+from mono_depth_ros.core.model_meta import ModelMeta
 
 SIDECAR_FORMAT = 'mono_depth_ros.engine'
 SIDECAR_VERSION = 1

@@ -19,10 +19,10 @@ import shutil
 import sys
 from typing import Callable, Optional
 
-from mono_depth_ros.atomic import atomic_path
-from mono_depth_ros.backends.base import BackendError, PRECISIONS
-from mono_depth_ros.calibration import CalibrationError
-from mono_depth_ros.engine_cache import EngineCacheError, sidecar_path
+from mono_depth_ros.core.atomic import atomic_path
+from mono_depth_ros.inference.base import BackendError, PRECISIONS
+from mono_depth_ros.inference.tensorrt.calibration import CalibrationError
+from mono_depth_ros.inference.tensorrt.engine_cache import EngineCacheError, sidecar_path
 
 
 class EngineBuildJob:
@@ -35,7 +35,7 @@ class EngineBuildJob:
                  timing_cache: Optional[str] = None, height: Optional[int] = None,
                  width: Optional[int] = None, output: Optional[str] = None,
                  log: Callable[[str], None] = print):
-        from mono_depth_ros.backends.tensorrt_backend import DEFAULT_CACHE_DIR
+        from mono_depth_ros.inference.tensorrt.backend import DEFAULT_CACHE_DIR
         self.model = model
         self.precision = precision
         self.engine_cache_dir = os.path.expanduser(engine_cache_dir or DEFAULT_CACHE_DIR)
@@ -72,7 +72,7 @@ class EngineBuildJob:
     def run(self) -> str:
         """Build (or reuse) the engine; return the path of the engine to use."""
         self.validate()
-        from mono_depth_ros.backends.tensorrt_backend import (
+        from mono_depth_ros.inference.tensorrt.backend import (
             import_tensorrt, load_or_build_engine, onnx_meta)
         trt = import_tensorrt()
         meta = onnx_meta(self.model)

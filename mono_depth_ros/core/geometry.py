@@ -12,7 +12,7 @@ from collections import OrderedDict
 import math
 from typing import Optional, Tuple
 
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 
 

@@ -21,16 +21,17 @@ import time
 from typing import Dict, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from mono_depth_ros import image_codec, ros_io
-from mono_depth_ros.backends import BackendError, create_backend
-from mono_depth_ros.colormap import colorize_depth
-from mono_depth_ros.diagnostics import Stats
-from mono_depth_ros.intrinsics import Intrinsics, IntrinsicsError, preset
-from mono_depth_ros.pipeline import NonFiniteOutputError, Postprocessor, Preprocessor
-from mono_depth_ros.pointcloud import CloudPacker
+from mono_depth_ros.core import image_codec
+from mono_depth_ros.core.colormap import colorize_depth
+from mono_depth_ros.core.frame import NonFiniteOutputError, Postprocessor, Preprocessor
+from mono_depth_ros.core.intrinsics import Intrinsics, IntrinsicsError, preset
+from mono_depth_ros.core.pointcloud import CloudPacker
+from mono_depth_ros.core.stats import Stats
+from mono_depth_ros.inference import BackendError, create_backend
+from mono_depth_ros.ros import messages as ros_io
 import numpy as np
-from rcl_interfaces.msg import (
-    FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult)
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                ParameterType, SetParametersResult)
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -63,8 +64,8 @@ def bundled_model_path() -> str:
             return path
     except Exception:  # noqa: BLE001 - not installed through colcon (pip -e, source tree)
         pass
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models',
-                        BUNDLED_MODEL)
+    source_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(source_root, 'models', BUNDLED_MODEL)
 
 
 def _descriptor(description: str, ptype: int, read_only: bool = False,

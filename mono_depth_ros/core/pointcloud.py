@@ -19,8 +19,8 @@ import math
 from typing import List, Optional, Tuple
 
 import cv2
-from mono_depth_ros.geometry import backproject, RayCache
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.geometry import backproject, RayCache
+from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 
 FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Tuple
 
-from mono_depth_ros.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 
 

@@ -23,10 +23,10 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from mono_depth_ros.backends.base import Backend, BackendError
-from mono_depth_ros.engine_cache import (check_engine, EngineCache, EngineKey, file_lock,
-                                         read_sidecar, sha256_file)
-from mono_depth_ros.model_meta import ModelMeta, ModelMetaError
+from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
+from mono_depth_ros.inference.base import Backend, BackendError
+from mono_depth_ros.inference.tensorrt.engine_cache import (check_engine, EngineCache, EngineKey,
+                                                            file_lock, read_sidecar, sha256_file)
 import numpy as np
 
 DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'mono_depth_ros', 'engines')
@@ -349,7 +349,7 @@ class EngineBuilder:
             raise BackendError(f'TensorRT failed to build a {precision} engine for {onnx_path}; '
                                'see the TensorRT log above')
         if cache is not None:
-            from mono_depth_ros.atomic import atomic_write_bytes
+            from mono_depth_ros.core.atomic import atomic_write_bytes
             atomic_write_bytes(self.timing_cache, bytes(config.get_timing_cache().serialize()))
         return bytes(serialized)
 
@@ -592,8 +592,8 @@ def load_or_build_engine(onnx_path: str, precision: str, meta: ModelMeta,
     def build() -> bytes:
         calibrator = None
         if precision == 'int8':
-            from mono_depth_ros.calibration import (CalibrationBatcher,
-                                                    make_entropy_calibrator)
+            from mono_depth_ros.inference.tensorrt.calibration import (
+                CalibrationBatcher, make_entropy_calibrator)
             if calibration_folder:
                 # Calibration runs at the profile's optimum shape: the sized meta's.
                 batcher = CalibrationBatcher(calibration_folder, meta, batch_size=1)
@@ -664,8 +664,8 @@ def build_with_selfcheck(onnx_path: str, precision: str = 'fp32', self_check: bo
 
     if not self_check:
         return engine_backend(precision)
-    from mono_depth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from mono_depth_ros.pipeline import Preprocessor
+    from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from mono_depth_ros.core.frame import Preprocessor
     ort_ok, _why = OnnxRuntimeBackend.is_available()
     chain = fallback_chain(precision, ort_ok)
     # The check runs at the engine's optimum size, which is inside its profile by design.

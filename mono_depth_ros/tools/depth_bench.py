@@ -27,9 +27,9 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from mono_depth_ros.atomic import atomic_write_text
-from mono_depth_ros.backends.base import available_backends, backend_class, BackendError
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.atomic import atomic_write_text
+from mono_depth_ros.core.model_meta import ModelMeta
+from mono_depth_ros.inference.base import available_backends, backend_class, BackendError
 import numpy as np
 
 COLUMNS = ('backend', 'precision', 'size', 'cuda_graphs', 'status', 'p50_ms', 'p95_ms', 'fps',
@@ -69,7 +69,7 @@ def rss_bytes(pid: Union[int, str] = 'self') -> int:
 def device_used_bytes() -> Optional[int]:
     """Return the bytes in use on CUDA device 0 (cudaMemGetInfo), or None where unreadable."""
     try:
-        from mono_depth_ros.backends.tensorrt_backend import cuda_check, cuda_runtime
+        from mono_depth_ros.inference.tensorrt.backend import cuda_check, cuda_runtime
         free, total = cuda_check(cuda_runtime().cudaMemGetInfo())
     except Exception:  # noqa: BLE001 - no cuda-python, no driver, no device
         return None
@@ -196,7 +196,7 @@ class BenchConfig:
 
 def input_tensor(meta: ModelMeta, height: int, width: int, seed: int = 0) -> np.ndarray:
     """Return a random model input of the given size in the meta's dtype and layout."""
-    from mono_depth_ros.pipeline import Preprocessor
+    from mono_depth_ros.core.frame import Preprocessor
     sized = dataclasses.replace(meta, input_height=height, input_width=width)
     rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     return Preprocessor(sized)(rgb)
@@ -369,12 +369,12 @@ def read_meta(model_path: str) -> ModelMeta:
         raise BenchError(f'model file not found: {model_path}')
     ext = os.path.splitext(model_path)[1].lower()
     if ext == '.onnx':
-        from mono_depth_ros.backends.tensorrt_backend import onnx_meta
+        from mono_depth_ros.inference.tensorrt.backend import onnx_meta
         return onnx_meta(model_path)
     if ext in ('.engine', '.plan', '.trt'):
-        from mono_depth_ros.engine_cache import read_sidecar
+        from mono_depth_ros.inference.tensorrt.engine_cache import read_sidecar
         return ModelMeta.from_dict(read_sidecar(model_path)['meta'])
-    from mono_depth_ros.backends.torch_backend import load_torch_model
+    from mono_depth_ros.inference.torch_backend import load_torch_model
     return load_torch_model(model_path)[1]
 
 
@@ -382,10 +382,11 @@ def read_meta(model_path: str) -> ModelMeta:
 def pipeline_frames(count: int, shared_data: Optional[str] = None):
     """Return [(rgb, Intrinsics)], real NYU images when available, else synthetic rooms."""
     import cv2
-    from mono_depth_ros.intrinsics import preset
+    from mono_depth_ros.core.intrinsics import preset
+    here = os.path.abspath(__file__)
+    workspace = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(here))))
     root = shared_data or os.environ.get('MONO_DEPTH_SHARED_DATA') or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        'shared', 'data')
+        workspace, 'shared', 'data')
     folder = os.path.join(root, 'nyu', 'rgb')
     frames = []
     if os.path.isdir(folder):
@@ -396,7 +397,7 @@ def pipeline_frames(count: int, shared_data: Optional[str] = None):
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 frames.append((rgb, camera.resize(rgb.shape[1], rgb.shape[0]), 'nyu'))
     if not frames:
-        from mono_depth_ros.synthetic import SyntheticStream
+        from mono_depth_ros.sim.synthetic import SyntheticStream
         stream = SyntheticStream(640, 480, seed=0, frames_per_room=max(1, count // 2))
         frames = [(stream.frame(i).rgb, stream.intrinsics, 'synthetic') for i in range(count)]
     return frames
@@ -404,9 +405,9 @@ def pipeline_frames(count: int, shared_data: Optional[str] = None):
 
 def run_pipeline_bench(backend, frames, repeats: int = 1) -> List[Dict]:
     """Time each per-frame stage of the node; return one row per stage (+ total)."""
-    from mono_depth_ros.image_codec import decode_image, encode_depth, encode_image
-    from mono_depth_ros.pipeline import Postprocessor, Preprocessor
-    from mono_depth_ros.pointcloud import CloudPacker
+    from mono_depth_ros.core.image_codec import decode_image, encode_depth, encode_image
+    from mono_depth_ros.core.frame import Postprocessor, Preprocessor
+    from mono_depth_ros.core.pointcloud import CloudPacker
     pre = Preprocessor(backend.meta)
     post = Postprocessor(backend.meta)
     packer = CloudPacker()

@@ -13,8 +13,8 @@ import math
 from typing import Optional, Tuple
 
 import cv2
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 
 

@@ -19,7 +19,7 @@ import os
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import cv2
-from mono_depth_ros.intrinsics import Intrinsics, preset
+from mono_depth_ros.core.intrinsics import Intrinsics, preset
 import numpy as np
 
 TEX = 128  # texture size in texels (a power of two: wrap with a bit mask)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import signal
 import threading
 
-from mono_depth_ros import image_codec
-from mono_depth_ros.intrinsics import Intrinsics
-from mono_depth_ros.pointcloud import CloudBuffer
+from mono_depth_ros.core import image_codec
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.pointcloud import CloudBuffer
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException

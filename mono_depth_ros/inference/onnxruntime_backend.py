@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from mono_depth_ros.backends.base import Backend, BackendError
-from mono_depth_ros.model_meta import ModelMeta, ModelMetaError
+from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
+from mono_depth_ros.inference.base import Backend, BackendError
 import numpy as np
 
 

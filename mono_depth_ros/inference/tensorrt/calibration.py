@@ -13,9 +13,9 @@ import os
 from typing import Callable, Iterator, List, Optional, Sequence
 
 import cv2
-from mono_depth_ros.atomic import atomic_write_bytes
-from mono_depth_ros.model_meta import ModelMeta
-from mono_depth_ros.pipeline import Preprocessor
+from mono_depth_ros.core.atomic import atomic_write_bytes
+from mono_depth_ros.core.frame import Preprocessor
+from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff')
@@ -159,14 +159,14 @@ class CudaBuffer:
     """One reusable device allocation that batches are copied into (cuda-python)."""
 
     def __init__(self):
-        from mono_depth_ros.backends.tensorrt_backend import cuda_runtime
+        from mono_depth_ros.inference.tensorrt.backend import cuda_runtime
         self._cudart = cuda_runtime()
         self.address = 0
         self.nbytes = 0
 
     def __call__(self, array: np.ndarray) -> int:
         """Copy array to the device and return the address."""
-        from mono_depth_ros.backends.tensorrt_backend import cuda_check
+        from mono_depth_ros.inference.tensorrt.backend import cuda_check
         cudart = self._cudart
         if array.nbytes > self.nbytes:
             self.free()

@@ -15,9 +15,9 @@ import sys
 from typing import List, Optional, Tuple
 
 import cv2
-from mono_depth_ros import ros_io
-from mono_depth_ros.intrinsics import Intrinsics, load_camera_info_yaml, preset
-from mono_depth_ros.synthetic import SyntheticStream
+from mono_depth_ros.core.intrinsics import Intrinsics, load_camera_info_yaml, preset
+from mono_depth_ros.ros import messages as ros_io
+from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy

@@ -2,7 +2,7 @@
 One small interface for every inference backend, and the selection of one.
 
 A backend turns one preprocessed input tensor (layout and dtype as the model's
-:class:`~mono_depth_ros.model_meta.ModelMeta` says) into the raw network output as a
+:class:`~mono_depth_ros.core.model_meta.ModelMeta` says) into the raw network output as a
 2-D float32 array. Mapping that output to metres is not the backend's job: the
 pipeline does it from the same metadata, so every backend behaves alike.
 
@@ -17,7 +17,7 @@ import importlib
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
-from mono_depth_ros.model_meta import ModelMeta
+from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 
 BACKEND_NAMES = ('tensorrt', 'onnxruntime', 'torch')
@@ -25,9 +25,9 @@ PRECISIONS = ('fp32', 'fp16', 'int8')
 
 # name -> 'module:Class'; each class implements Backend and its is_available().
 _REGISTRY: Dict[str, str] = {
-    'onnxruntime': 'mono_depth_ros.backends.onnxruntime_backend:OnnxRuntimeBackend',
-    'tensorrt': 'mono_depth_ros.backends.tensorrt_backend:TensorRTBackend',
-    'torch': 'mono_depth_ros.backends.torch_backend:TorchBackend',
+    'onnxruntime': 'mono_depth_ros.inference.onnxruntime_backend:OnnxRuntimeBackend',
+    'tensorrt': 'mono_depth_ros.inference.tensorrt.backend:TensorRTBackend',
+    'torch': 'mono_depth_ros.inference.torch_backend:TorchBackend',
 }
 
 

@@ -1,0 +1,1 @@
+"""TensorRT: engine build, cache, INT8 calibration and runner (imports tensorrt lazily)."""

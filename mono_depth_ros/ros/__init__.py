@@ -1,0 +1,1 @@
+"""ROS 2 glue: nodes, parameters, message conversion, sample camera."""

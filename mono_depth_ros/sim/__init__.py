@@ -1,0 +1,1 @@
+"""Synthetic RGB-D scenes with exact depth and camera paths."""

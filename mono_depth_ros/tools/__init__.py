@@ -1,0 +1,1 @@
+"""Command-line tools: depth_bench, build_engine."""
