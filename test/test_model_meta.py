@@ -3,7 +3,7 @@
 import json
 
 from mono_depth_ros.core.atomic import atomic_path, atomic_write_text
-from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
+from mono_depth_ros.core.model_meta import FORMAT_VERSION, ModelMeta, ModelMetaError
 import pytest
 
 
@@ -59,6 +59,59 @@ def test_missing_keys_and_bad_json():
     newer['format_version'] = 99
     with pytest.raises(ModelMetaError, match='newer'):
         ModelMeta.from_dict(newer)
+
+
+@pytest.mark.parametrize('key, value, words', [
+    ('mean', 'abc', 'mean must be 3 numbers'),
+    ('std', [1, 2], 'std must be 3 numbers'),
+    ('extra', 'abc', 'extra must be a mapping'),
+    ('format_version', 'x', 'format_version must be a positive integer'),
+    ('format_version', 0, 'format_version must be a positive integer'),
+    ('input_height', '240', 'input_height must be an integer'),
+    ('input_height', 100000000, 'input_height must be in'),
+    ('output_scale', 'big', 'output_scale must be a number'),
+    ('normalize_in_graph', 'yes', 'normalize_in_graph must be true or false'),
+    ('arch_args', [1], 'arch_args must be a mapping'),
+    ('resize_mode', 'zoom', 'resize_mode'),
+    ('size_multiple', -14, 'size_multiple'),
+    ('input_name', 3, 'input_name must be a string'),
+    ('metrics', {'abs_rel': 'good'}, 'metrics'),
+])
+def test_bad_values_are_one_line_errors(key, value, words):
+    data = _meta().to_dict()
+    data[key] = value
+    with pytest.raises(ModelMetaError, match=words) as info:
+        ModelMeta.from_dict(data)
+    assert '\n' not in str(info.value)
+    # The ONNX carrier (what the node reads) reports the same one line.
+    props = _meta().to_onnx_props()
+    props['mono_depth.' + key] = json.dumps(value)
+    with pytest.raises(ModelMetaError, match=words):
+        ModelMeta.from_onnx_props(props)
+
+
+def test_version_1_files_load_as_current():
+    old = _meta().to_dict()
+    for key in ('size_multiple', 'resize_mode', 'input_name', 'output_name'):
+        del old[key]
+    old['format_version'] = 1
+    meta = ModelMeta.from_dict(old)
+    assert meta.format_version == FORMAT_VERSION == 2
+    assert (meta.resize_mode, meta.size_multiple, meta.input_name) == ('stretch', 0, '')
+    assert ModelMeta.from_dict({k: v for k, v in old.items() if k != 'format_version'}) == meta
+
+
+def test_new_fields_and_relative_modes():
+    meta = _meta(output_mode='relative_inverse_depth', focal_rescale=False,
+                 size_multiple=14, resize_mode='crop', input_name='pixel_values',
+                 output_name='predicted_depth')
+    assert not meta.is_metric and meta.inverse and meta.dynamic_shape
+    assert ModelMeta.from_onnx_props(meta.to_onnx_props()) == meta
+    assert not _meta(output_mode='relative_depth').is_metric
+    assert not _meta(output_mode='relative_depth').inverse
+    for mode in ('metric', 'inverse_depth', 'disparity'):
+        assert _meta(output_mode=mode).is_metric
+    assert _meta(output_mode='disparity').inverse and not _meta(output_mode='metric').inverse
 
 
 def test_focal_scale():

@@ -87,11 +87,6 @@ class Intrinsics:
         return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
                           (self.cy + 0.5) * sy - 0.5, width, height)
 
-    def scale(self, factor: float) -> 'Intrinsics':
-        """Resize by a factor, rounding the size to whole pixels (scale from the real size)."""
-        return self.resize(max(1, int(round(self.width * factor))),
-                           max(1, int(round(self.height * factor))))
-
     def crop(self, x0: int, y0: int, width: int, height: int) -> 'Intrinsics':
         """Return intrinsics of the crop whose top-left pixel is (x0, y0)."""
         return Intrinsics(self.fx, self.fy, self.cx - x0, self.cy - y0, width, height)

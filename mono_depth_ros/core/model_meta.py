@@ -18,14 +18,27 @@ Input tensor
     (RGB in [0, 1]). When ``normalize_in_graph`` is true the graph itself applies
     ``(x - mean) / std``; otherwise the caller must. Images are RGB, never BGR.
 Output tensor
-    Shape (1, 1, H, W) or (1, H, W), raw network output ``y``, mapped to metres by
-    ``output_mode``:
+    Shape (1, 1, H, W), (1, H, W) or (H, W), raw network output ``y``; with several
+    outputs, ``output_name`` names the one to read (empty: the graph's first). Mapped by
+    ``output_mode`` (s = output_scale, t = output_shift):
 
-    * ``metric``:        depth = output_scale * y + output_shift
-    * ``inverse_depth``: depth = 1 / (output_scale * y + output_shift)
-    * ``disparity``:     depth = output_scale / (y + output_shift)   (scale = f * B)
+    * ``metric``:        depth = s * y + t
+    * ``inverse_depth``: depth = 1 / (s * y + t)
+    * ``disparity``:     depth = s / (y + t)   (s = f * B)
+    * ``relative_depth``:         relative = s * y + t, affine-invariant depth (no metres)
+    * ``relative_inverse_depth``: s * y + t is affine-invariant inverse depth (Depth
+      Anything, MiDaS); its depth-like map is 1 / (s * y + t) (larger = farther)
 
-    then clipped to [min_depth, max_depth]; values outside are invalid (NaN).
+    Metric depth is then limited to [min_depth, max_depth]; values outside are invalid
+    (NaN). A relative model (``not is_metric``) has no metres until a scale source fits
+    a scale and shift (in inverse depth for the inverse modes).
+Input size
+    ``input_height`` x ``input_width`` is the size the graph takes. A graph with dynamic
+    height and width declares ``size_multiple`` N > 0 (which implies ``dynamic_shape``): the
+    pipeline then picks, per camera, the size of about the same area with the camera's
+    aspect, each side a multiple of N. ``resize_mode`` (stretch, crop, pad) says how an
+    image of another aspect is fitted to a fixed size; the model declares the one it was
+    trained with.
 Focal length
     ``train_fx``/``train_fy`` are the focal lengths, in pixels *at the network input*, of
     the images the model was trained on. When ``focal_rescale`` is true a metric
@@ -34,6 +47,10 @@ Focal length
     bigger through a longer lens, so the network reads it as nearer. Running a model at
     another input size does not change train_fx: the network's pixel scale is fixed by
     training, and the camera's focal at the new size carries the difference.
+Versions
+    ``format_version`` 2 added ``size_multiple``, ``resize_mode`` and the relative modes,
+    and made empty tensor names mean "the graph's first". Version 1 files load unchanged;
+    a newer version is refused with a reason.
 """
 
 from __future__ import annotations
@@ -44,19 +61,35 @@ import json
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ONNX_KEY_PREFIX = 'mono_depth.'
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-OUTPUT_MODES = ('metric', 'inverse_depth', 'disparity')
+METRIC_MODES = ('metric', 'inverse_depth', 'disparity')
+RELATIVE_MODES = ('relative_depth', 'relative_inverse_depth')
+OUTPUT_MODES = METRIC_MODES + RELATIVE_MODES
+#: modes whose affine space is inverse depth (a scale source fits in 1 / depth)
+INVERSE_MODES = ('inverse_depth', 'disparity', 'relative_inverse_depth')
+RESIZE_MODES = ('stretch', 'crop', 'pad')
 INPUT_DTYPES = ('uint8', 'float32')
 INPUT_LAYOUTS = ('NHWC', 'NCHW')
+#: the largest input side accepted: beyond it one frame's tensor would take gigabytes
+MAX_INPUT_SIDE = 8192
 
 
 class ModelMetaError(ValueError):
-    """The metadata of a model file is missing, malformed or inconsistent."""
+    """The metadata of a model file is missing, malformed or inconsistent (one line)."""
+
+
+_INT_FIELDS = ('input_height', 'input_width', 'size_multiple', 'format_version')
+_FLOAT_FIELDS = ('output_scale', 'output_shift', 'min_depth', 'max_depth', 'train_fx',
+                 'train_fy')
+_OPTIONAL_FIELDS = ('train_fx', 'train_fy')
+_BOOL_FIELDS = ('normalize_in_graph', 'focal_rescale', 'dynamic_shape')
+_STR_FIELDS = ('arch', 'input_name', 'output_name', 'input_dtype', 'input_layout',
+               'output_mode', 'resize_mode', 'dataset', 'git_revision', 'description')
 
 
 @dataclass
@@ -67,8 +100,8 @@ class ModelMeta:
     input_height: int
     input_width: int
     arch_args: Dict[str, Any] = field(default_factory=dict)
-    input_name: str = 'image'
-    output_name: str = 'depth'
+    input_name: str = ''
+    output_name: str = ''
     input_dtype: str = 'uint8'
     input_layout: str = 'NHWC'
     normalize_in_graph: bool = True
@@ -83,6 +116,8 @@ class ModelMeta:
     train_fy: Optional[float] = None
     focal_rescale: bool = False
     dynamic_shape: bool = False
+    size_multiple: int = 0
+    resize_mode: str = 'stretch'
     dataset: str = ''
     metrics: Dict[str, float] = field(default_factory=dict)
     git_revision: str = ''
@@ -91,9 +126,49 @@ class ModelMeta:
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.mean = tuple(float(v) for v in self.mean)
-        self.std = tuple(float(v) for v in self.std)
+        self._coerce()
+        if self.size_multiple > 0:
+            self.dynamic_shape = True
         self.validate()
+
+    def _coerce(self) -> None:
+        """Check each field's type and normalise numbers; raise ModelMetaError on the first."""
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ModelMetaError(f'{name} must be an integer, got {value!r}')
+            setattr(self, name, value)
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_FIELDS:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ModelMetaError(f'{name} must be a number, got {value!r}')
+            setattr(self, name, float(value))
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ModelMetaError(f'{name} must be true or false, got {getattr(self, name)!r}')
+        for name in _STR_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise ModelMetaError(f'{name} must be a string, got {getattr(self, name)!r}')
+        for name in ('mean', 'std'):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or \
+                    len(value) != 3 or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                           for v in value):
+                raise ModelMetaError(f'{name} must be 3 numbers (R, G, B), got {value!r}')
+            setattr(self, name, tuple(float(v) for v in value))
+        for name in ('arch_args', 'metrics', 'extra'):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise ModelMetaError(f'{name} must be a mapping, got {value!r}')
+            setattr(self, name, dict(value))
+        for key, value in self.metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ModelMetaError(f'metrics[{key!r}] must be a number, got {value!r}')
 
     # -- checks ---------------------------------------------------------------------------
     def validate(self) -> None:
@@ -102,16 +177,21 @@ class ModelMeta:
             raise ModelMetaError('arch is empty')
         for name in ('input_height', 'input_width'):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ModelMetaError(f'{name} must be a positive integer, got {value!r}')
+            if value <= 0 or value > MAX_INPUT_SIDE:
+                raise ModelMetaError(
+                    f'{name} must be in 1..{MAX_INPUT_SIDE}, got {value!r}')
         if self.input_dtype not in INPUT_DTYPES:
             raise ModelMetaError(f'input_dtype {self.input_dtype!r} not in {INPUT_DTYPES}')
         if self.input_layout not in INPUT_LAYOUTS:
             raise ModelMetaError(f'input_layout {self.input_layout!r} not in {INPUT_LAYOUTS}')
         if self.output_mode not in OUTPUT_MODES:
             raise ModelMetaError(f'output_mode {self.output_mode!r} not in {OUTPUT_MODES}')
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise ModelMetaError('mean and std must have 3 values (R, G, B)')
+        if self.resize_mode not in RESIZE_MODES:
+            raise ModelMetaError(f'resize_mode {self.resize_mode!r} not in {RESIZE_MODES}')
+        if not 0 <= self.size_multiple <= 256:
+            raise ModelMetaError(f'size_multiple must be in 0..256, got {self.size_multiple}')
+        if not all(math.isfinite(v) for v in self.mean + self.std):
+            raise ModelMetaError('mean and std must be finite')
         if any(s <= 0 for s in self.std):
             raise ModelMetaError(f'std must be positive, got {self.std}')
         if not (math.isfinite(self.output_scale) and math.isfinite(self.output_shift)):
@@ -128,6 +208,16 @@ class ModelMeta:
                 raise ModelMetaError(f'{name} must be positive, got {value!r}')
         if self.focal_rescale and (self.train_fx is None or self.train_fy is None):
             raise ModelMetaError('focal_rescale needs train_fx and train_fy')
+
+    @property
+    def is_metric(self) -> bool:
+        """True when the output maps to metres by itself (not a relative model)."""
+        return self.output_mode in METRIC_MODES
+
+    @property
+    def inverse(self) -> bool:
+        """True when the output's affine space is inverse depth."""
+        return self.output_mode in INVERSE_MODES
 
     # -- mapping --------------------------------------------------------------------------
     def focal_scale(self, fx: float, fy: float) -> float:
@@ -154,13 +244,23 @@ class ModelMeta:
         if missing:
             raise ModelMetaError(f'metadata lacks required keys: {", ".join(missing)}')
         known = {k: v for k, v in data.items() if k in names}
-        extra = dict(known.pop('extra', {}) or {})
+        extra = known.pop('extra', None)
+        if extra is None:
+            extra = {}
+        if not isinstance(extra, Mapping):
+            raise ModelMetaError(f'extra must be a mapping, got {extra!r}')
+        extra = dict(extra)
         extra.update({k: v for k, v in data.items() if k not in names})
-        version = int(known.get('format_version', FORMAT_VERSION))
+        version = known.get('format_version', 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ModelMetaError(f'format_version must be a positive integer, got {version!r}')
         if version > FORMAT_VERSION:
             raise ModelMetaError(
                 f'metadata format_version {version} is newer than this package '
                 f'understands ({FORMAT_VERSION}); upgrade mono_depth_ros')
+        # An older file is read into the current schema (its missing fields take their
+        # defaults, which mean what version 1 meant), so it is saved as the current one.
+        known['format_version'] = FORMAT_VERSION
         try:
             return cls(extra=extra, **known)
         except TypeError as exc:

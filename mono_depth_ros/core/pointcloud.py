@@ -44,15 +44,6 @@ class CloudBuffer:
     is_bigendian: bool = False
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """Return (H, W) uint32 0x00RRGGBB from (H, W, 3) uint8 RGB."""
-    rgb = np.asarray(rgb, dtype=np.uint8)
-    packed = rgb[..., 0].astype(np.uint32) << 16
-    packed |= rgb[..., 1].astype(np.uint32) << 8
-    packed |= rgb[..., 2]
-    return packed
-
-
 def pack_cloud(xyz: np.ndarray, rgb: Optional[np.ndarray] = None) -> CloudBuffer:
     """Pack an organized (H, W, 3) float32 xyz array (and optional RGB) into a CloudBuffer."""
     if xyz.ndim != 3 or xyz.shape[2] != 3:

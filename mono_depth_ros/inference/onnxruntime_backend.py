@@ -9,16 +9,6 @@ from mono_depth_ros.inference.base import Backend, BackendError
 import numpy as np
 
 
-def read_onnx_meta(model_path: str) -> ModelMeta:
-    """Read ModelMeta from an ONNX file's metadata properties (ONNX Runtime only)."""
-    import onnxruntime as ort
-    try:
-        session = ort.InferenceSession(model_path, providers=['CPUExecutionProvider'])
-    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-        raise BackendError(f'cannot load ONNX model {model_path}: {exc}') from exc
-    return _meta_of(session, model_path)
-
-
 def _meta_of(session, model_path: str) -> ModelMeta:
     props = session.get_modelmeta().custom_metadata_map
     try:
