@@ -75,8 +75,9 @@ INVERSE_MODES = ('inverse_depth', 'disparity', 'relative_inverse_depth')
 RESIZE_MODES = ('stretch', 'crop', 'pad')
 INPUT_DTYPES = ('uint8', 'float32')
 INPUT_LAYOUTS = ('NHWC', 'NCHW')
-#: the largest input side accepted: beyond it one frame's tensor would take gigabytes
+#: the largest input accepted: beyond it one frame's tensor would take gigabytes
 MAX_INPUT_SIDE = 8192
+MAX_INPUT_PIXELS = 4096 * 4096
 
 
 class ModelMetaError(ValueError):
@@ -180,6 +181,10 @@ class ModelMeta:
             if value <= 0 or value > MAX_INPUT_SIDE:
                 raise ModelMetaError(
                     f'{name} must be in 1..{MAX_INPUT_SIDE}, got {value!r}')
+        if self.input_height * self.input_width > MAX_INPUT_PIXELS:
+            raise ModelMetaError(
+                f'input {self.input_height}x{self.input_width} is larger than '
+                f'{MAX_INPUT_PIXELS} pixels')
         if self.input_dtype not in INPUT_DTYPES:
             raise ModelMetaError(f'input_dtype {self.input_dtype!r} not in {INPUT_DTYPES}')
         if self.input_layout not in INPUT_LAYOUTS:

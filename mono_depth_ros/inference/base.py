@@ -13,9 +13,10 @@ imports TensorRT or torch.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 import importlib
 import os
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
@@ -33,6 +34,82 @@ _REGISTRY: Dict[str, str] = {
 
 class BackendError(RuntimeError):
     """A backend cannot load or run a model; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output as the runtime reports it; None marks a dynamic dim."""
+
+    name: str
+    shape: Tuple[Optional[int], ...]
+    dtype: str  # numpy name: 'uint8', 'float32', 'float16', ...
+
+
+_OUTPUT_DTYPES = ('float32', 'float16', 'float64')
+
+
+def bind_io(meta: ModelMeta, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+            where: str) -> Tuple[TensorSpec, TensorSpec]:
+    """
+    Pick the input and output the metadata names, and check them against it.
+
+    An empty ``input_name``/``output_name`` means the graph's first. Raise BackendError
+    with one line naming the contradiction (a name the graph lacks, the input size, the
+    layout, the dtype, an output that is not one depth map) so that a model which cannot
+    run is refused at start instead of failing every frame.
+    """
+    inputs, outputs = list(inputs), list(outputs)
+
+    def pick(kind: str, specs: List[TensorSpec], name: str) -> TensorSpec:
+        if not specs:
+            raise BackendError(f'{where}: the graph has no {kind}s')
+        if not name:
+            return specs[0]
+        for spec in specs:
+            if spec.name == name:
+                return spec
+        raise BackendError(f'{where}: the metadata names {kind} {name!r}, but the graph has '
+                           f'{", ".join(repr(s.name) for s in specs)}')
+
+    x = pick('input', inputs, meta.input_name)
+    if len(inputs) != 1:
+        raise BackendError(f'{where}: the graph has {len(inputs)} inputs '
+                           f'({", ".join(s.name for s in inputs)}); a depth model takes one')
+    y = pick('output', outputs, meta.output_name)
+    dims = tuple(x.shape)
+    if len(dims) != 4:
+        raise BackendError(f'{where}: input {x.name!r} has shape {list(dims)}; expected a '
+                           f'4-D {meta.input_layout} image')
+    nhwc = meta.input_layout == 'NHWC'
+    c_axis, h_axis, w_axis = (3, 1, 2) if nhwc else (1, 2, 3)
+    if dims[c_axis] not in (None, 3):
+        other = 'NCHW' if nhwc else 'NHWC'
+        hint = f' (it looks {other})' if dims[1 if nhwc else 3] == 3 else ''
+        raise BackendError(f'{where}: input {x.name!r} has shape {list(dims)}, not 3 channels '
+                           f'on the {meta.input_layout} axis the metadata says{hint}')
+    if dims[0] not in (None, 1):
+        raise BackendError(f'{where}: input {x.name!r} has batch {dims[0]}; expected 1')
+    fixed = [d for d in (dims[h_axis], dims[w_axis]) if d is not None]
+    if meta.dynamic_shape and fixed:
+        raise BackendError(f'{where}: the metadata says the input size is dynamic '
+                           f'(size_multiple {meta.size_multiple}), but input {x.name!r} '
+                           f'has shape {list(dims)}')
+    for axis, name, value in ((h_axis, 'input_height', meta.input_height),
+                              (w_axis, 'input_width', meta.input_width)):
+        if dims[axis] is not None and dims[axis] != value:
+            raise BackendError(f'{where}: the metadata says {name} {value}, but input '
+                               f'{x.name!r} has shape {list(dims)} ({meta.input_layout})')
+    if x.dtype != meta.input_dtype:
+        raise BackendError(f'{where}: the metadata says input_dtype {meta.input_dtype}, but '
+                           f'input {x.name!r} is {x.dtype}')
+    out = tuple(y.shape)
+    if not 2 <= len(out) <= 4 or any(d not in (None, 1) for d in out[:-2]):
+        raise BackendError(f'{where}: output {y.name!r} has shape {list(out)}; expected one '
+                           'depth map (1, 1, H, W), (1, H, W) or (H, W) - name the right '
+                           'output with output_name')
+    if y.dtype not in _OUTPUT_DTYPES:
+        raise BackendError(f'{where}: output {y.name!r} is {y.dtype}; expected a float tensor')
+    return x, y
 
 
 class Backend(abc.ABC):

@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Tuple
 
 from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
-from mono_depth_ros.inference.base import Backend, BackendError
+from mono_depth_ros.inference.base import Backend, BackendError, bind_io, TensorSpec
 import numpy as np
+
+_ORT_DTYPES = {'tensor(uint8)': 'uint8', 'tensor(float)': 'float32',
+               'tensor(float16)': 'float16', 'tensor(double)': 'float64'}
+
+
+def tensor_spec(arg) -> TensorSpec:
+    """Return the TensorSpec of an ONNX Runtime NodeArg (symbolic dims become None)."""
+    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in (arg.shape or ()))
+    return TensorSpec(arg.name, shape, _ORT_DTYPES.get(arg.type, arg.type))
 
 
 def _meta_of(session, model_path: str) -> ModelMeta:
@@ -60,11 +69,9 @@ class OnnxRuntimeBackend(Backend):
         # ONNX Runtime runs what the file holds; fp16/int8 need a converted model.
         super().__init__(model_path, meta, 'fp32')
         self.requested_precision = precision
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise BackendError(f'{model_path}: expected one input, found {len(inputs)}')
-        self._input = inputs[0].name
-        self._output = self.session.get_outputs()[0].name
+        x, y = bind_io(meta, [tensor_spec(a) for a in self.session.get_inputs()],
+                       [tensor_spec(a) for a in self.session.get_outputs()], model_path)
+        self._input, self._output = x.name, y.name
         self.providers = self.session.get_providers()
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
