@@ -6,7 +6,9 @@ valid pixel gives a zero loss that is still attached to the graph, so a training
 over it is a no-op rather than a NaN.
 """
 
-from typing import Dict, Union
+import functools
+import inspect
+from typing import Any, Callable, Dict, Mapping, Union
 
 import torch
 from training.layers import gradient_masks, image_gradients, ssim
@@ -100,4 +102,18 @@ def berhu_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor = None,
     return torch.where(r <= c, r, (r ** 2 + c ** 2) / (2.0 * c)).mean()
 
 
+# The supervised losses by config name (``loss.name``): add a new one here.
 LOSSES = {'seeds': seeds_loss, 'silog': silog_loss, 'berhu': berhu_loss}
+
+
+def build_loss(cfg: Mapping[str, Any]) -> Callable:
+    """Return loss(pred, target, mask) for ``cfg['name']`` (a key of LOSSES) and its args."""
+    name, args = cfg['name'], dict(cfg.get('args') or {})
+    if name not in LOSSES:
+        raise ValueError(f'unknown loss {name!r}; known: {", ".join(sorted(LOSSES))}')
+    fn = LOSSES[name]
+    accepted = inspect.signature(fn).parameters
+    unknown = sorted(k for k in args if k not in accepted or k in ('pred', 'gt', 'mask'))
+    if unknown:
+        raise ValueError(f'loss {name} does not take argument(s) {", ".join(unknown)}')
+    return functools.partial(fn, **args)

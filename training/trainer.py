@@ -3,10 +3,13 @@ The training loop, and the pieces it is built from.
 
 ``Trainer`` knows nothing about depth supervision: it runs a :class:`Task`, whose
 ``compute_loss(model, batch) -> (loss, logs)`` and ``predict(model, batch) -> depth``
-define the learning problem. ``SupervisedDepthTask`` is the one here; a self-supervised
-Monodepth2 task (datasets already return neighbouring frames and poses via
-``frame_offsets``) or a stacked ensemble plug in the same way, and a new encoder only needs
-an entry in ``training.networks``.
+define the learning problem. ``TASKS`` maps the config's ``task`` to a builder:
+``supervised`` (:class:`SupervisedDepthTask`) and ``selfsup`` (Monodepth2 from video,
+:mod:`training.selfsup`); a new task is one entry there, a new loss one in
+``training.losses.LOSSES``, a dataset one in ``training.datasets.DATASETS`` and an encoder
+one in ``training.networks.ARCHITECTURES``. A task may train modules of its own besides the
+depth network (the pose network): they join the optimizer and the checkpoint
+(``task_modules``), while ``model`` in the checkpoint stays the depth network alone.
 
 What the loop does: AMP on CUDA (bf16 autocast where supported, else fp16 with a
 GradScaler); AdamW + OneCycleLR or Adam + StepLR; gradient clipping; a non-finite loss
@@ -38,6 +41,7 @@ from training import checkpoint as ckpt_io
 from training.config import write_run_files
 from training.datasets import build_dataset
 from training.datasets.augment import normalize, PhotometricAugment
+from training.losses import build_loss
 
 LAST = 'last.pt'
 BEST = 'best.pt'
@@ -49,7 +53,25 @@ class TrainingDivergedError(RuntimeError):
 
 # -- tasks ------------------------------------------------------------------------------------
 class Task:
-    """What is learnt: the trainer calls these two and nothing else of the problem."""
+    """What is learnt: the trainer calls these and nothing else of the problem."""
+
+    #: validation and evaluation rescale predictions by the median ratio (relative models)
+    median_scaling = False
+    #: neighbouring frames each sample must carry (sequence datasets)
+    frame_offsets: Tuple[int, ...] = ()
+    #: batch keys holding images that get the same photometric jitter as ``image``
+    image_keys: Tuple[str, ...] = ('image',)
+
+    def modules(self) -> Dict[str, torch.nn.Module]:
+        """Return the task's own trainable modules by name (none by default)."""
+        return {}
+
+    def attach(self, modules: Mapping[str, torch.nn.Module]) -> None:
+        """Receive the modules of :meth:`modules` as the trainer placed them (device, DDP)."""
+
+    def describe(self, meta):
+        """Return the ModelMeta of a model trained by this task (unchanged by default)."""
+        return meta
 
     def compute_loss(self, model: torch.nn.Module,
                      batch: Mapping[str, Any]) -> Tuple[torch.Tensor, Dict[str, float]]:
@@ -59,23 +81,6 @@ class Task:
     def predict(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         """Return metric depth (N, 1, H, W) for the batch."""
         raise NotImplementedError
-
-
-def build_loss(cfg: Mapping[str, Any]) -> Callable:
-    """Return loss(pred, target, mask) for loss.name (seeds | silog | berhu) and loss.args."""
-    from training import losses
-    name, args = cfg['name'], dict(cfg.get('args') or {})
-    registry = getattr(losses, 'LOSSES', {})
-    if name in registry:
-        fn = registry[name]
-    else:
-        fn = getattr(losses, f'{name}_loss', None) or getattr(losses, name, None)
-    if fn is None:
-        known = sorted(registry) or [n[:-5] for n in dir(losses) if n.endswith('_loss')]
-        raise ValueError(f'unknown loss {name!r}; known: {", ".join(known)}')
-    if isinstance(fn, type):
-        return fn(**args)
-    return lambda pred, target, mask: fn(pred, target, mask, **args)
 
 
 class SupervisedDepthTask(Task):
@@ -126,6 +131,31 @@ class SupervisedDepthTask(Task):
         raw = net(self.inputs(batch))
         return net.to_depth(raw.float(), self.min_depth, self.max_depth).clamp(
             self.min_depth, self.max_depth)
+
+
+def _supervised(config: Mapping[str, Any]) -> Task:
+    mcfg = config['model']
+    return SupervisedDepthTask(build_loss(config['loss']), mcfg['min_depth'], mcfg['max_depth'])
+
+
+def _selfsup(config: Mapping[str, Any]) -> Task:
+    from training.selfsup import SelfSupervisedTask
+    return SelfSupervisedTask.from_config(config)
+
+
+# The config's ``task`` -> builder(resolved config) -> Task: add a new task here.
+TASKS: Dict[str, Callable[[Mapping[str, Any]], Task]] = {
+    'supervised': _supervised,
+    'selfsup': _selfsup,
+}
+
+
+def build_task(config: Mapping[str, Any]) -> Task:
+    """Return the Task that ``config['task']`` names."""
+    name = config.get('task', 'supervised')
+    if name not in TASKS:
+        raise ValueError(f'unknown task {name!r}; known: {", ".join(TASKS)}')
+    return TASKS[name](config)
 
 
 # -- distributed and seeding ------------------------------------------------------------------
@@ -316,7 +346,17 @@ class Trainer:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
         self.model = model
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.task_modules = {}
+        for name, module in task.modules().items():
+            module = module.to(self.device)
+            if self.dist.enabled:
+                module = torch.nn.parallel.DistributedDataParallel(
+                    module,
+                    device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+            self.task_modules[name] = module
+        task.attach(self.task_modules)
+        params = [p for m in [model, *self.task_modules.values()] for p in m.parameters()
+                  if p.requires_grad]
         if not params:
             raise ValueError('the model has no trainable parameters (everything frozen?)')
         lr, wd = float(self.opt_cfg['lr']), float(self.opt_cfg['weight_decay'])
@@ -379,8 +419,11 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------
     def meta(self):
         """Return the ModelMeta of the model as trained so far."""
-        return ckpt_io.make_meta(self.model, self.config, metrics=self.state['metrics'],
-                                 **self.meta_extra)
+        return self.task.describe(ckpt_io.make_meta(
+            self.model, self.config, metrics=self.state['metrics'], **self.meta_extra))
+
+    def _all_modules(self):
+        return [self.model, *self.task_modules.values()]
 
     def save(self, name: str) -> str:
         """Write a checkpoint (rank 0 only); return its path."""
@@ -392,13 +435,21 @@ class Trainer:
                 best=self.state['best'], batch=self.state['batch'],
                 early_stopping={'bad_epochs': self.state['bad_epochs'],
                                 'metric': self.es_metric},
-                metrics=dict(self.state['metrics']))
+                metrics=dict(self.state['metrics']),
+                task_modules={name: ckpt_io.unwrap(m).state_dict()
+                              for name, m in self.task_modules.items()})
         return path
 
     def resume(self, path: str) -> None:
         """Restore everything from a checkpoint written by :meth:`save`."""
         ck = ckpt_io.load_checkpoint(path, map_location=self.device)
         ckpt_io.unwrap(self.model).load_state_dict(ck['model'])
+        saved = ck.get('task_modules') or {}
+        for name, module in self.task_modules.items():
+            if name not in saved:
+                raise ckpt_io.CheckpointError(f'{path} has no state for the task module '
+                                              f'{name!r}; it was written by another task')
+            ckpt_io.unwrap(module).load_state_dict(saved[name])
         self.optimizer.load_state_dict(ck['optimizer'])
         if self.scheduler is not None and ck.get('scheduler'):
             self.scheduler.load_state_dict(ck['scheduler'])
@@ -438,7 +489,8 @@ class Trainer:
             seed_everything(self.seed + self.dist.rank)
         bar_on = progress_enabled(self.train_cfg['progress']) and self.dist.main
         reason = 'epochs'
-        self.model.train()
+        for module in self._all_modules():
+            module.train()
         start_time = time.perf_counter()
         while self.state['epoch'] < self.epochs:
             if self.state['step'] >= self.max_steps:
@@ -517,7 +569,11 @@ class Trainer:
         batch = to_device(batch, self.device)
         if self.device_photometric is not None:
             gen = torch.Generator().manual_seed(self.seed * 7919 + self.state['step'])
-            batch['image'] = self.device_photometric(batch['image'], gen)
+            state = gen.get_state()
+            for key in self.task.image_keys:  # the same draws for every frame of a sample
+                if key in batch:
+                    gen.set_state(state)
+                    batch[key] = self.device_photometric(batch[key], gen)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype,
                                   enabled=self.amp_dtype is not None)
         with autocast:
@@ -536,7 +592,8 @@ class Trainer:
         if clip > 0:
             self.scaler.unscale_(self.optimizer)
             norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], clip)
+                [p for m in self._all_modules() for p in m.parameters() if p.requires_grad],
+                clip)
             if not self.scaler.is_enabled() and not torch.isfinite(norm):
                 raise TrainingDivergedError(
                     f'gradient norm is {float(norm)} at step {self.state["step"] + 1}')
@@ -564,7 +621,7 @@ class Trainer:
         rows = []
         for _batch, _pred, metrics in evaluate_batches(
                 self.task, self.model, loader, self.device, mcfg['min_depth'],
-                mcfg['max_depth']):
+                mcfg['max_depth'], median_scaling=self.task.median_scaling):
             rows.extend(metrics)
         rows = rows[:len(self.val_set)]
         metrics = average_metrics(rows)
@@ -632,16 +689,18 @@ def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
     revision = write_run_files(output_dir, config) if info.main else ''
     aug_device = config['augment']['device']
     on_device = aug_device == 'device' or (aug_device == 'auto' and device.type == 'cuda')
-    train_set = build_dataset(config, 'train', photometric_in_loader=not on_device)
+    task = build_task(config)
+    train_set = build_dataset(config, 'train', photometric_in_loader=not on_device,
+                              frame_offsets=task.frame_offsets)
     val_set = build_dataset(config, 'val')
     k = train_set[0]['K']
     model = build_model_from_config(config)
     mcfg = config['model']
-    task = SupervisedDepthTask(build_loss(config['loss']), mcfg['min_depth'], mcfg['max_depth'])
     trainer = Trainer(config, task, model, train_set, val_set, output_dir, device, log,
                       meta_extra={'git_revision': revision, 'train_fx': float(k[0, 0]),
                                   'train_fy': float(k[1, 1])})
-    log(f'training {mcfg["arch"]} on {config["data"]["dataset"]} ({len(train_set)} train, '
+    log(f'training {mcfg["arch"]} ({config.get("task", "supervised")}) on '
+        f'{config["data"]["dataset"]} ({len(train_set)} train, '
         f'{len(val_set)} val) on {device}, world {info.world}, into {output_dir}')
     summary = trainer.fit(resume=resume)
     log(f'done: {summary["steps"]} steps, {summary["images_per_s"]:.1f} images/s per process, '

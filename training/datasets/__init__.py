@@ -8,7 +8,7 @@ config describes (``data.dataset`` names one of ``DATASETS``).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Dict, Mapping, Sequence
 
 from training.datasets.augment import RawSample
 from training.datasets.base import DatasetError, DepthDataset
@@ -16,8 +16,6 @@ from training.datasets.folder import FolderDataset
 from training.datasets.kitti import KittiObject, KittiRaw
 from training.datasets.nyu import NYUCSV, NYUH5, NYUMat, read_index_list
 from training.datasets.synthetic import SyntheticDataset
-
-DATASETS = ('nyu_mat', 'nyu_csv', 'nyu_h5', 'kitti', 'kitti_object', 'folder', 'synthetic')
 
 __all__ = ['build_dataset', 'DATASETS', 'DatasetError', 'DepthDataset', 'FolderDataset',
            'KittiObject', 'KittiRaw', 'NYUCSV', 'NYUH5', 'NYUMat', 'RawSample',
@@ -30,9 +28,71 @@ def _resolve(root: str, path: str) -> str:
     return os.path.join(root, path)
 
 
+def _synthetic(data, train, root, split_path, common):
+    syn = data['synthetic']
+    return SyntheticDataset(syn['train_size'] if train else syn['val_size'],
+                            scene_seed=syn['seed'] if train else syn['val_seed'],
+                            frames_per_room=syn['frames_per_room'], **common)
+
+
+def _nyu_mat(data, train, root, split_path, common):
+    indices = read_index_list(split_path) if split_path else None
+    return NYUMat(root, indices=indices, **common)
+
+
+def _nyu_csv(data, train, root, split_path, common):
+    csv = split_path or ('data/nyu2_train.csv' if train else 'data/nyu2_test.csv')
+    return NYUCSV(root, csv=os.path.relpath(csv, root) if os.path.isabs(csv) and
+                  not root.endswith('.zip') else csv, **common)
+
+
+def _nyu_h5(data, train, root, split_path, common):
+    return NYUH5(root, split='train' if train else 'val', **common)
+
+
+def _kitti(data, train, root, split_path, common):
+    if not split_path:
+        raise DatasetError(f'data.{"train" if train else "val"}_split is empty; KITTI needs a '
+                           'split file')
+    kitti = data['kitti']
+    return KittiRaw(root, split_file=split_path, gt=kitti['gt'],
+                    depth_root=kitti['depth_root'], **common)
+
+
+def _kitti_object(data, train, root, split_path, common):
+    return KittiObject(root, **common)
+
+
+def _folder(data, train, root, split_path, common):
+    folder = data['folder']
+    return FolderDataset(root, rgb_dir=folder['rgb_dir'], depth_dir=folder['depth_dir'],
+                         intrinsics=folder['intrinsics'], depth_scale=folder['depth_scale'],
+                         **common)
+
+
+# ``data.dataset`` name -> builder(data config, train?, root, split path, common kwargs).
+# A new dataset is one entry here; ``needs_root`` lists the ones that read files.
+DATASETS: Dict[str, Callable[..., DepthDataset]] = {
+    'nyu_mat': _nyu_mat,
+    'nyu_csv': _nyu_csv,
+    'nyu_h5': _nyu_h5,
+    'kitti': _kitti,
+    'kitti_object': _kitti_object,
+    'folder': _folder,
+    'synthetic': _synthetic,
+}
+GENERATED = ('synthetic',)
+
+
 def build_dataset(config: Mapping[str, Any], split: str = 'train',
-                  photometric_in_loader: bool = True) -> DepthDataset:
-    """Return the 'train' or 'val' dataset of a resolved config."""
+                  photometric_in_loader: bool = True,
+                  frame_offsets: Sequence[int] = ()) -> DepthDataset:
+    """
+    Return the 'train' or 'val' dataset of a resolved config.
+
+    ``frame_offsets`` asks for neighbouring frames (self-supervised tasks); a dataset
+    without sequences refuses them with a DatasetError.
+    """
     if split not in ('train', 'val'):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     data = config['data']
@@ -43,35 +103,12 @@ def build_dataset(config: Mapping[str, Any], split: str = 'train',
     common = dict(height=data['height'], width=data['width'], train=train,
                   augment=config['augment'] if train else None, resize=resize,
                   seed=config['seed'], photometric_in_loader=photometric_in_loader)
+    if frame_offsets:
+        common['frame_offsets'] = tuple(frame_offsets)
     name, root = data['dataset'], data['root']
-    split_path = _resolve(root, data['train_split'] if train else data['val_split'])
-    if name == 'synthetic':
-        syn = data['synthetic']
-        return SyntheticDataset(syn['train_size'] if train else syn['val_size'],
-                                scene_seed=syn['seed'] if train else syn['val_seed'],
-                                frames_per_room=syn['frames_per_room'], **common)
-    if not root:
+    if name not in DATASETS:
+        raise DatasetError(f'unknown dataset {name!r}; choose from {", ".join(DATASETS)}')
+    if not root and name not in GENERATED:
         raise DatasetError(f'data.root is empty; dataset {name!r} needs it')
-    if name == 'nyu_mat':
-        indices = read_index_list(split_path) if split_path else None
-        return NYUMat(root, indices=indices, **common)
-    if name == 'nyu_csv':
-        csv = split_path or ('data/nyu2_train.csv' if train else 'data/nyu2_test.csv')
-        return NYUCSV(root, csv=os.path.relpath(csv, root) if os.path.isabs(csv) and
-                      not root.endswith('.zip') else csv, **common)
-    if name == 'nyu_h5':
-        return NYUH5(root, split='train' if train else 'val', **common)
-    if name == 'kitti':
-        if not split_path:
-            raise DatasetError(f'data.{split}_split is empty; KITTI needs a split file')
-        kitti = data['kitti']
-        return KittiRaw(root, split_file=split_path, gt=kitti['gt'],
-                        depth_root=kitti['depth_root'], **common)
-    if name == 'kitti_object':
-        return KittiObject(root, **common)
-    if name == 'folder':
-        folder = data['folder']
-        return FolderDataset(root, rgb_dir=folder['rgb_dir'], depth_dir=folder['depth_dir'],
-                             intrinsics=folder['intrinsics'],
-                             depth_scale=folder['depth_scale'], **common)
-    raise DatasetError(f'unknown dataset {name!r}; choose from {", ".join(DATASETS)}')
+    split_path = _resolve(root, data['train_split'] if train else data['val_split'])
+    return DATASETS[name](data, train, root, split_path, common)

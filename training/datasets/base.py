@@ -52,6 +52,9 @@ class DepthDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.frame_offsets = tuple(int(o) for o in frame_offsets)
+        if self.frame_offsets and type(self).load_frame is DepthDataset.load_frame:
+            raise DatasetError(f'{type(self).__name__} has no neighbouring frames, so it '
+                               'cannot serve a self-supervised (sequence) task')
         self.geometric = GeometricAugment(self.width, self.height, self.augment_cfg, train)
         self.photometric = PhotometricAugment(self.augment_cfg)
         self.photometric_in_loader = bool(photometric_in_loader) and self.train
