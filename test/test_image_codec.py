@@ -1,4 +1,9 @@
-"""Image and depth encodings: round trips and named errors for bad buffers."""
+"""Image and depth encodings: round trips, named errors for bad buffers, hostile input."""
+
+import struct
+import time
+import tracemalloc
+import zlib
 
 import cv2
 from mono_depth_ros.core import image_codec as ic
@@ -125,3 +130,176 @@ def test_colorize_depth_marks_invalid_black_and_near_warm():
     assert rgb[0, 2].tolist() == [0, 0, 0] and rgb[0, 3].tolist() == [0, 0, 0]
     assert rgb[0, 0, 0] > rgb[0, 0, 2]  # near: red dominates
     assert rgb[0, 1].sum() > 0
+
+
+# -- hostile input -------------------------------------------------------------------------------
+def _chunk(kind, payload):
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack('>I', len(payload)) + kind + payload + struct.pack('>I', crc)
+
+
+@pytest.fixture(scope='module')
+def png_bomb():
+    """Build a valid 20000x20000 one-bit grey PNG of about 48 KB (1.2 GB decoded as RGB)."""
+    side = 20000
+    row = bytes(1 + side // 8)  # filter byte + 2500 bytes of zero pixels
+    packer = zlib.compressobj(9)
+    rows_per_block = 400
+    idat = b''.join(packer.compress(row * rows_per_block) for _ in range(side // rows_per_block))
+    idat += packer.flush()
+    ihdr = struct.pack('>IIBBBBB', side, side, 1, 0, 0, 0, 0)
+    data = ic.PNG_SIGNATURE + _chunk(b'IHDR', ihdr) + _chunk(b'IDAT', idat) + _chunk(b'IEND', b'')
+    assert len(data) < 64 * 1024
+    return data
+
+
+def _redwood_jpeg(shared_data, index=0):
+    return (shared_data / 'redwood' / 'color' / f'{index:05d}.jpg').read_bytes()
+
+
+def _exif_orientation_6():
+    """Build a little-endian TIFF block with one entry: Orientation = 6 (rotate 90)."""
+    return (b'II*\x00' + struct.pack('<I', 8) + struct.pack('<H', 1) +
+            struct.pack('<HHII', 0x0112, 3, 1, 6) + struct.pack('<I', 0))
+
+
+def test_png_bomb_is_refused_from_its_header_in_milliseconds(png_bomb):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(ic.ImageTooLargeError, match='20000x20000') as info:
+        ic.decode_compressed('png', png_bomb)
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert info.value.counter == 'too_large'
+    assert elapsed < 0.05, elapsed
+    assert peak < 1 << 20, peak  # nothing near the 1.2 GB a decode would take
+    # The limit is the caller's: a generous one still refuses it, no limit is not tested here
+    # (it would decode 1.2 GB).
+    with pytest.raises(ic.ImageTooLargeError):
+        ic.decode_compressed('png', png_bomb, max_pixels=20000 * 20000 - 1)
+
+
+def test_jpeg_with_a_huge_declared_size_is_refused_before_decoding(shared_data):
+    data = bytearray(_redwood_jpeg(shared_data))
+    width, height = ic.jpeg_size(bytes(data))
+    assert (width, height) == (640, 480)
+    sof = next(i for i in range(2, len(data) - 1)
+               if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+    data[sof + 5:sof + 9] = struct.pack('>HH', 30000, 30000)  # height, width
+    t0 = time.perf_counter()
+    with pytest.raises(ic.ImageTooLargeError, match='30000x30000'):
+        ic.decode_compressed('jpeg', bytes(data))
+    assert time.perf_counter() - t0 < 0.05
+
+
+def test_raw_image_with_a_huge_declared_size_is_refused_before_its_buffer_is_read():
+    t0 = time.perf_counter()
+    with pytest.raises(ic.ImageTooLargeError):
+        ic.decode_image('rgb8', 100000, 100000, 300000, b'')  # not TruncatedBufferError
+    assert time.perf_counter() - t0 < 0.01
+    rgb = _smooth_rgb()
+    step, data = ic.encode_image(rgb, 'rgb8')
+    with pytest.raises(ic.ImageTooLargeError):
+        ic.decode_image('rgb8', 64, 48, step, data, max_pixels=64 * 48 - 1)
+    assert np.array_equal(ic.decode_image('rgb8', 64, 48, step, data, max_pixels=64 * 48), rgb)
+
+
+def test_default_limit_passes_4k_frames_and_a_larger_limit_passes_more():
+    for width, height in ((3840, 2160), (4096, 2160), (2160, 3840)):
+        ic.check_size('rgb8', width, height)
+    for width, height in ((4032, 3024), (8192, 4320)):
+        with pytest.raises(ic.ImageTooLargeError):
+            ic.check_size('rgb8', width, height)
+    ic.check_size('rgb8', 4032, 3024, max_pixels=4032 * 3024)
+    ic.check_size('rgb8', 8192, 4320, max_pixels=None)
+
+
+def test_real_jpeg_decodes_exactly_as_libjpeg(shared_data):
+    data = _redwood_jpeg(shared_data)
+    out = ic.decode_compressed('rgb8; jpeg compressed bgr8', data)
+    reference = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
+                             cv2.COLOR_BGR2RGB)
+    assert out.shape == (480, 640, 3) and np.array_equal(out, reference)
+
+
+def test_jpeg_cut_short_with_its_end_marker_reappended_is_refused(shared_data):
+    data = _redwood_jpeg(shared_data)
+    for fraction in (0.3, 0.5, 0.9):
+        cut = data[:int(len(data) * fraction)] + b'\xff\xd9'
+        # OpenCV decodes it with only a warning on stderr: the old path published it.
+        assert cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR) is not None
+        with pytest.raises(ic.CorruptImageError) as info:
+            ic.decode_compressed('jpeg', cut)
+        assert info.value.counter == 'corrupt_image'
+
+
+@pytest.mark.parametrize('index', range(5))
+def test_jpeg_with_randomised_bytes_in_the_middle_is_refused(shared_data, index):
+    data = bytearray(_redwood_jpeg(shared_data, index))
+    rng = np.random.default_rng(index)
+    start = len(data) // 2 + int(rng.integers(-2000, 2000))
+    data[start:start + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    with pytest.raises(ic.CorruptImageError):
+        ic.decode_compressed('jpeg', bytes(data))
+
+
+def test_exif_orientation_is_ignored_for_jpeg_and_png(shared_data):
+    data = _redwood_jpeg(shared_data)
+    plain = ic.decode_compressed('jpeg', data)
+    payload = b'Exif\x00\x00' + _exif_orientation_6()
+    rotated_jpeg = data[:2] + b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload + \
+        data[2:]
+    # OpenCV applies the tag (480x640): the stored pixels are what a camera driver means.
+    assert cv2.imdecode(np.frombuffer(rotated_jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2] == \
+        (640, 480)
+    assert np.array_equal(ic.decode_compressed('jpeg', rotated_jpeg), plain)
+    _, png = ic.encode_compressed(plain, 'png')
+    rotated_png = png[:33] + _chunk(b'eXIf', _exif_orientation_6()) + png[33:]
+    assert cv2.imdecode(np.frombuffer(rotated_png, np.uint8), cv2.IMREAD_COLOR).shape[:2] == \
+        (640, 480)
+    assert np.array_equal(ic.decode_compressed('png', rotated_png), plain)
+
+
+@pytest.mark.parametrize('fmt', ['16UC1; compressedDepth png', '32FC1; compressedDepth',
+                                 '16UC1; png compressed mono16', 'mono16; png compressed',
+                                 'png'])
+def test_depth_formats_on_image_compressed_are_refused(fmt):
+    depth_mm = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 7)
+    ok, png16 = cv2.imencode('.png', depth_mm)
+    assert ok
+    with pytest.raises(ic.UnsupportedEncodingError) as info:
+        ic.decode_compressed(fmt, png16.tobytes())
+    assert info.value.counter == 'unsupported_encoding'
+
+
+def test_colour_formats_from_image_transport_still_decode():
+    rgb = _smooth_rgb()
+    _, jpeg = ic.encode_compressed(rgb, 'jpeg')
+    _, png = ic.encode_compressed(rgb, 'png')
+    assert ic.decode_compressed('bgr8; jpeg compressed bgr8', jpeg).shape == (48, 64, 3)
+    assert np.array_equal(ic.decode_compressed('rgb8; png compressed rgb8', png), rgb)
+    grey = cv2.imencode('.png', rgb[..., 1])[1].tobytes()
+    out = ic.decode_compressed('mono8; png compressed mono8', grey)
+    assert np.array_equal(out, np.repeat(rgb[..., 1:2], 3, -1))
+
+
+def test_long_sender_strings_are_cut_in_error_messages():
+    with pytest.raises(ic.UnsupportedEncodingError) as info:
+        ic.decode_compressed('x' * 10000, b'\x00')
+    assert len(str(info.value)) < 200 and '10000 chars' in str(info.value)
+    with pytest.raises(ic.UnsupportedEncodingError) as info:
+        ic.decode_image('y' * 10000, 4, 4, 12, bytes(48))
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize('data', [
+    b'\xff\xd8\xff\xe0\x00',                     # segment length cut off
+    b'\xff\xd8\xff\xe0\x00\x01' + bytes(10),     # length below 2
+    b'\xff\xd8\xff\xe0\xff\xff' + bytes(10),     # length past the end
+    b'\xff\xd8\xff\xda\x00\x08' + bytes(8) + b'\xff\xd9',  # scan before any frame header
+    b'\xff\xd8\x00\x00\x00\x00\xff\xd9',         # no marker where one must be
+])
+def test_jpeg_header_walk_refuses_malformed_segments(data):
+    with pytest.raises(ic.CorruptImageError):
+        ic.decode_compressed('jpeg', data)

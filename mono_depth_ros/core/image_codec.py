@@ -5,11 +5,22 @@ Every decoder returns RGB uint8 (H, W, 3). Buffers are checked before they are t
 each problem raises its own :class:`ImageDecodeError` subclass whose message names the
 numbers, so a node can count and report it instead of crashing or publishing garbage.
 Where the layout allows (rgb8, padded rows), decoding is a zero-copy view of the buffer.
+
+Hostile input is refused before any pixel is decoded: the declared size (the raw message's
+width x height, a PNG's IHDR, a JPEG's SOF marker) is checked against ``max_pixels`` first,
+so a small file that declares 20000x20000 pixels costs microseconds, not gigabytes. JPEG goes
+through libjpeg-turbo (simplejpeg) in strict mode, where every libjpeg warning (a cut stream,
+damaged entropy data) is an error: OpenCV's decoder only prints those warnings and returns
+a half-grey or garbled picture. EXIF orientation is ignored (camera drivers mean the stored
+pixels), and depth formats on a compressed colour topic are refused rather than decoded as
+colour.
 """
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+import re
+import struct
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -18,31 +29,57 @@ Buffer = Union[bytes, bytearray, memoryview, np.ndarray]
 
 
 class ImageDecodeError(ValueError):
-    """A buffer cannot be turned into an image."""
+    """A buffer cannot be turned into an image; ``counter`` names its diagnostics count."""
+
+    counter = 'corrupt_image'
 
 
 class UnsupportedEncodingError(ImageDecodeError):
     """The encoding (or compressed format) is not one this package reads."""
 
+    counter = 'unsupported_encoding'
+
 
 class ZeroSizeError(ImageDecodeError):
     """Width or height is zero."""
+
+    counter = 'zero_size'
 
 
 class BadStepError(ImageDecodeError):
     """The row step is smaller than a row of pixels."""
 
+    counter = 'bad_step'
+
 
 class TruncatedBufferError(ImageDecodeError):
     """The data holds fewer bytes than step * height."""
+
+    counter = 'truncated'
 
 
 class OddWidthError(ImageDecodeError):
     """A 4:2:2 image needs an even width (two pixels share one chroma pair)."""
 
+    counter = 'odd_width'
+
 
 class CorruptImageError(ImageDecodeError):
-    """Compressed data that does not decode completely."""
+    """Compressed data that does not decode completely, or decodes only with warnings."""
+
+    counter = 'corrupt_image'
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The declared width x height is above the ``max_pixels`` limit (refused undecoded)."""
+
+    counter = 'too_large'
+
+
+# DCI 4K, 8.8 Mpx (the node's max_input_pixels default): 4K UHD (3840x2160) and DCI 4K frames
+# pass, an RGB frame at the limit is 27 MB; a 20000x20000 "bomb" (1.2 GB as RGB) is refused
+# from its header. Larger sensors raise the limit explicitly.
+DEFAULT_MAX_INPUT_PIXELS = 4096 * 2160
 
 
 # encoding -> (bytes per pixel, channels in the buffer)
@@ -82,12 +119,30 @@ def _rows(encoding: str, width: int, height: int, step: int, data: Buffer,
     return buf[:need].reshape(height, step)[:, :row]
 
 
-def decode_image(encoding: str, width: int, height: int, step: int, data: Buffer) -> np.ndarray:
+def _short(text: str, limit: int = 64) -> str:
+    """Quote a sender-controlled string for a log line, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f'... ({len(text)} chars)'
+
+
+def check_size(what: str, width: int, height: int,
+               max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
+    """Raise ZeroSizeError or ImageTooLargeError for a declared size; ``None`` = no limit."""
+    if width <= 0 or height <= 0:
+        raise ZeroSizeError(f'{what} image has zero size ({width}x{height})')
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f'{what} image declares {width}x{height} = {width * height} pixels, above '
+            f'max_input_pixels {max_pixels}; refused without decoding')
+
+
+def decode_image(encoding: str, width: int, height: int, step: int, data: Buffer,
+                 max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Decode a raw sensor_msgs/Image buffer into RGB uint8 (H, W, 3)."""
     if encoding not in ENCODINGS:
         raise UnsupportedEncodingError(
-            f'unsupported image encoding {encoding!r}; supported: '
+            f'unsupported image encoding {_short(encoding)}; supported: '
             f'{", ".join(SUPPORTED_ENCODINGS)}')
+    check_size(encoding, width, height, max_pixels)
     bpp, channels = ENCODINGS[encoding]
     if encoding in UYVY + YUYV and width % 2:
         raise OddWidthError(f'{encoding} needs an even width, got {width}')
@@ -149,40 +204,139 @@ def encode_image(rgb: np.ndarray, encoding: str) -> Tuple[int, bytes]:
     return out.nbytes // h, out.tobytes()
 
 
+# The leading encoding of an image_transport format string ('16UC1; png compressed ...',
+# '32FC1; compressedDepth'): more than 8 bits per channel means depth or raw sensor data.
+_WIDE_ENCODING = re.compile(r'(16|32|64)')
+
+
 def _compressed_kind(fmt: str) -> str:
     text = fmt.lower()
+    # compressedDepth payloads are depth (with a config header before the PNG), never colour.
+    if 'compresseddepth' in text:
+        raise UnsupportedEncodingError(
+            f'compressed format {_short(fmt)} is a depth image; image/compressed must carry '
+            'colour (jpeg or png)')
+    if ';' in text:
+        source = text.split(';', 1)[0].strip()
+        if _WIDE_ENCODING.search(source):
+            raise UnsupportedEncodingError(
+                f'compressed format {_short(fmt)} carries {source!r}, not an 8-bit colour '
+                'image; image/compressed must carry colour (jpeg or png)')
     # image_transport writes e.g. 'rgb8; jpeg compressed bgr8' or just 'jpeg'.
     if 'png' in text:
         return 'png'
     if 'jpeg' in text or 'jpg' in text:
         return 'jpeg'
     raise UnsupportedEncodingError(
-        f'unsupported compressed format {fmt!r}; supported: jpeg, png')
+        f'unsupported compressed format {_short(fmt)}; supported: jpeg, png')
 
 
-def decode_compressed(fmt: str, data: Buffer) -> np.ndarray:
-    """Decode a CompressedImage (jpeg or png) into RGB uint8 (H, W, 3)."""
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM and the restart markers.
+_STANDALONE = frozenset([0x01] + list(range(0xD0, 0xD8)))
+
+
+def png_header(data: bytes) -> Tuple[int, int, int, int]:
+    """Return (width, height, bit depth, colour type) from a PNG's IHDR, checking nothing else."""
+    if data[:8] != PNG_SIGNATURE:
+        raise CorruptImageError('png data does not start with the PNG signature')
+    if len(data) < 33 or data[12:16] != b'IHDR' or struct.unpack('>I', data[8:12])[0] != 13:
+        raise CorruptImageError('png data does not begin with an IHDR chunk')
+    width, height, depth, colour = struct.unpack('>IIBB', data[16:26])
+    return width, height, depth, colour
+
+
+def jpeg_size(data: Union[bytes, memoryview]) -> Tuple[int, int]:
+    """
+    Return (width, height) from a JPEG's first start-of-frame marker.
+
+    Walks the marker segments by their lengths, never past the end of the data, and stops at
+    the first SOF; start-of-scan or end-of-image before it means the data is not a picture.
+    """
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise CorruptImageError('jpeg data does not start with the SOI marker')
+    pos = 2  # data[i] is an int for bytes and for a memoryview of uint8 alike
+    while pos < n:
+        if data[pos] != 0xFF:
+            raise CorruptImageError(f'jpeg data has no marker at byte {pos}')
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            break
+        marker = data[pos]
+        pos += 1
+        if marker in _STANDALONE:
+            continue
+        if marker in (0xD9, 0xDA):
+            raise CorruptImageError('jpeg data reaches its image data before a frame header')
+        if pos + 2 > n:
+            break
+        length = (data[pos] << 8) | data[pos + 1]
+        if length < 2:
+            raise CorruptImageError(f'jpeg marker 0x{marker:02X} has length {length}')
+        if marker in _SOF_MARKERS:
+            if length < 8 or pos + 7 > n:
+                break
+            height = (data[pos + 3] << 8) | data[pos + 4]
+            width = (data[pos + 5] << 8) | data[pos + 6]
+            return width, height
+        pos += length
+    raise CorruptImageError('jpeg data ends before its frame header (truncated)')
+
+
+def _decode_jpeg(buf: np.ndarray) -> np.ndarray:
+    try:
+        import simplejpeg
+    except ImportError as exc:
+        raise UnsupportedEncodingError(
+            'jpeg input needs the simplejpeg package (pip install simplejpeg)') from exc
+    try:
+        return simplejpeg.decode_jpeg(buf, colorspace='RGB', strict=True)
+    except ValueError as exc:  # libjpeg errors and, in strict mode, its warnings
+        raise CorruptImageError(f'jpeg data ({buf.size} bytes) is corrupt: {exc}') from None
+
+
+def decode_compressed(fmt: str, data: Buffer,
+                      max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """
+    Decode a CompressedImage (jpeg or png) into RGB uint8 (H, W, 3).
+
+    The declared size is checked against ``max_pixels`` (``None`` = no limit) before anything
+    is decoded. Stored pixels are returned as they are (EXIF orientation is not applied).
+    """
     kind = _compressed_kind(fmt)
     buf = _as_uint8(data)
     if buf.size == 0:
         raise ZeroSizeError(f'{kind} data is empty')
-    # libjpeg decodes a truncated file into a half-grey image with only a warning:
-    # check the end-of-image marker so that a cut stream is an error, not wrong depth.
+    view = memoryview(buf)  # indexes as Python ints, slices without copying
     if kind == 'jpeg':
-        if buf.size < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
-            raise CorruptImageError('jpeg data does not start with the SOI marker')
+        width, height = jpeg_size(view)
+        check_size(kind, width, height, max_pixels)
+        # A cut stream must be an error, not wrong depth: check the end-of-image marker.
         tail = buf[-64:].tobytes() if buf.size > 64 else buf.tobytes()
         if b'\xff\xd9' not in tail:
             raise CorruptImageError('jpeg data has no end-of-image marker (truncated)')
+        image = _decode_jpeg(buf)
     else:
-        if buf[:8].tobytes() != b'\x89PNG\r\n\x1a\n':
-            raise CorruptImageError('png data does not start with the PNG signature')
+        width, height, depth, colour = png_header(view[:33].tobytes())
+        check_size(kind, width, height, max_pixels)
+        if depth == 16 and colour in (0, 4):
+            raise UnsupportedEncodingError(
+                f'png is 16-bit greyscale ({width}x{height}), a depth or raw sensor image; '
+                'image/compressed must carry colour')
         if b'IEND' not in buf[-16:].tobytes():
             raise CorruptImageError('png data has no IEND chunk (truncated)')
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise CorruptImageError(f'{kind} data ({buf.size} bytes) does not decode')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is None or bgr.size == 0:
+            raise CorruptImageError(f'png data ({buf.size} bytes) does not decode')
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if image.shape[:2] != (height, width):
+        raise CorruptImageError(f'{kind} declares {width}x{height} but decodes to '
+                                f'{image.shape[1]}x{image.shape[0]}')
+    return image
 
 
 def encode_compressed(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> Tuple[str, bytes]:
@@ -224,7 +378,7 @@ def decode_depth(encoding: str, width: int, height: int, step: int, data: Buffer
                  is_bigendian: bool = False) -> np.ndarray:
     """Decode a 32FC1 (m) or 16UC1 (mm) depth buffer to float32 metres, NaN where invalid."""
     if encoding not in DEPTH_ENCODINGS:
-        raise UnsupportedEncodingError(f'unsupported depth encoding {encoding!r}; '
+        raise UnsupportedEncodingError(f'unsupported depth encoding {_short(encoding)}; '
                                        f'supported: {", ".join(DEPTH_ENCODINGS)}')
     bpp = DEPTH_ENCODINGS[encoding]
     rows = _rows(encoding, width, height, step, data, bpp)

@@ -326,12 +326,13 @@ class DepthNode(Node):
             self.stats.count('skipped_no_subscribers')
             return
         try:
+            limit = int(cfg.get('max_input_pixels', image_codec.DEFAULT_MAX_INPUT_PIXELS))
             if isinstance(msg, CompressedImage):
-                rgb = ros_io.compressed_to_rgb(msg)
+                rgb = ros_io.compressed_to_rgb(msg, limit)
             else:
-                rgb = ros_io.image_to_rgb(msg)
+                rgb = ros_io.image_to_rgb(msg, limit)
         except image_codec.ImageDecodeError as exc:
-            self._bad(DECODE_ERRORS.get(type(exc), 'corrupt_image'), str(exc))
+            self._bad(exc.counter, str(exc))  # each error class names its counter
             return
         h, w = rgb.shape[:2]
         t1 = time.perf_counter()

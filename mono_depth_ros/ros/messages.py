@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Optional
 
 from mono_depth_ros.core import image_codec
 from mono_depth_ros.core.intrinsics import Intrinsics
@@ -19,14 +20,18 @@ from rclpy.executors import ExternalShutdownException
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg: Image,
+                 max_pixels: Optional[int] = image_codec.DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/Image to RGB uint8; raises image_codec.ImageDecodeError."""
-    return image_codec.decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+    return image_codec.decode_image(msg.encoding, msg.width, msg.height, msg.step, msg.data,
+                                    max_pixels)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage to RGB uint8."""
-    return image_codec.decode_compressed(msg.format, msg.data)
+def compressed_to_rgb(msg: CompressedImage,
+                      max_pixels: Optional[int] = image_codec.DEFAULT_MAX_INPUT_PIXELS
+                      ) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage to RGB uint8 (size checked before decoding)."""
+    return image_codec.decode_compressed(msg.format, msg.data, max_pixels)
 
 
 def rgb_to_image(rgb: np.ndarray, header, encoding: str = 'rgb8') -> Image:
