@@ -15,6 +15,8 @@ SMALL_ARGS = {
     'squeezenet_unet': {'decoder_channels': (16, 8, 8)},
     'resnet18_monodepth': {'decoder_channels': (4, 8, 8, 16, 16)},
     'eigen_multiscale': {'width': 0.125, 'hidden': 16},
+    'yolov8n': {'neck_channels': 16, 'decoder_channels': (16, 8, 8, 8)},
+    'yolov8s': {'neck_channels': 16, 'decoder_channels': (16, 8, 8, 8)},
 }
 # Multiples of 32, and sizes that are not (odd ones included): every network takes them all.
 SIZES = ((64, 64), (96, 128), (70, 90))
@@ -165,7 +167,7 @@ def test_build_model_validates_names():
     with pytest.raises(ValueError, match='unknown architecture'):
         build_model('vgg16_unet')
     assert set(ARCHITECTURES) == {'mobilenetv2_unet', 'squeezenet_unet', 'resnet18_monodepth',
-                                  'eigen_multiscale'}
+                                  'eigen_multiscale', 'yolov8n', 'yolov8s'}
 
 
 @pytest.mark.parametrize('arch', list(ARCHITECTURES))

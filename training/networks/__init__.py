@@ -18,18 +18,22 @@ from training.networks.eigen import EigenMultiScale
 from training.networks.mobilenetv2 import MobileNetV2Encoder, MobileNetV2UNet
 from training.networks.resnet import ResNet18Monodepth, ResNetEncoder
 from training.networks.squeezenet import SqueezeNetEncoder, SqueezeNetUNet
+from training.networks.yolov8 import YOLOv8Encoder, YOLOv8nUNet, YOLOv8sUNet, YOLOv8UNet
 
 ARCHITECTURES = {
     'mobilenetv2_unet': MobileNetV2UNet,
     'squeezenet_unet': SqueezeNetUNet,
     'resnet18_monodepth': ResNet18Monodepth,
     'eigen_multiscale': EigenMultiScale,
+    'yolov8n': YOLOv8nUNet,
+    'yolov8s': YOLOv8sUNet,
 }
 
 __all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'MobileNetV2Encoder',
            'MobileNetV2UNet', 'MonodepthDecoder', 'OUTPUTS', 'PoseDecoder', 'ResNet18Monodepth',
            'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'UNetDecoder',
-           'arch_arg_names', 'build_model', 'rebuild_args']
+           'YOLOv8Encoder', 'YOLOv8nUNet', 'YOLOv8sUNet', 'YOLOv8UNet', 'arch_arg_names',
+           'build_model', 'rebuild_args']
 
 # Arguments that only matter when a network is first built for training: the weights they
 # bring in are in the checkpoint afterwards, and the files they name may not exist where
