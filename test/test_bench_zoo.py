@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+pytestmark = pytest.mark.needs_torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

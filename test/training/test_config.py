@@ -39,6 +39,7 @@ def test_unknown_keys_and_bad_values_are_named(tmp_path):
         load_config(None, ['optim=3'])
 
 
+@pytest.mark.needs_torch
 @pytest.mark.parametrize('name', EXPERIMENTS)
 def test_shipped_configs_resolve(name):
     config = load_config(f'{CONFIG_DIR}/{name}.yaml')
