@@ -96,17 +96,33 @@ def cloud_from_msg(msg: PointCloud2) -> CloudBuffer:
                        bool(msg.is_bigendian))
 
 
+def _take_over_signals(handler) -> None:
+    """Route SIGINT and SIGTERM to ``handler`` instead of rclpy's context-killing handler."""
+    try:
+        from rclpy.signals import uninstall_signal_handlers
+        uninstall_signal_handlers()
+    except (ImportError, AttributeError):  # an rclpy without the signals API
+        pass
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 def spin_until_shutdown(node, on_stop=None) -> None:
     """
     Spin a node until SIGINT, SIGTERM or context shutdown, then clean up.
 
-    SIGTERM (what launch and systemd send) is turned into a clean stop rather than an
-    abrupt exit, so worker threads join and the process exits 0.
+    rclpy's own SIGINT handler shuts the context down the moment the signal lands, under a
+    worker thread that may be publishing (``RCLError: publisher's context is invalid``), and a
+    second Ctrl-C during the clean-up raises KeyboardInterrupt out of it (exit code -2). So
+    both signals are taken over for the rest of the process: the first asks for a stop,
+    ``on_stop`` joins the workers while the context is still valid, then the node and the
+    context are shut down; further signals during that are ignored, and the process exits 0.
+    Call it last, after start-up (a signal during start-up still interrupts it).
     """
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _take_over_signals(lambda *_: stop.set())
     try:
-        while rclpy.ok() and not stop.is_set():
+        while rclpy.ok(context=node.context) and not stop.is_set():
             rclpy.spin_once(node, timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
