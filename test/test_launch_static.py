@@ -61,12 +61,12 @@ def test_launch_names_existing_executables_and_installed_files():
 
 
 def test_params_file_declares_only_real_parameters():
-    from mono_depth_ros.ros.depth_node import PARAMETERS
+    from mono_depth_ros.ros.params import defaults
     data = yaml.safe_load((ROOT / 'config' / 'depth.yaml').read_text())
     params = data['/**']['ros__parameters']
-    assert set(params) == set(PARAMETERS)
+    assert set(params) == set(defaults())
     for name, value in params.items():
-        default = PARAMETERS[name][0]
+        default = defaults()[name]
         assert type(value) is type(default), name
 
 

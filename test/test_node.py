@@ -98,11 +98,11 @@ def test_topics_headers_and_point_geometry(node):
 
 @pytest.mark.parametrize('case, kind', [
     ('truncated', 'bad_truncated'),
-    ('bad_step', 'bad_bad_step'),
+    ('bad_step', 'bad_step'),
     ('unsupported', 'bad_unsupported_encoding'),
     ('zero_size', 'bad_zero_size'),
     ('odd_yuv', 'bad_odd_width'),
-    ('zero_focal', 'bad_bad_camera_info'),
+    ('zero_focal', 'bad_camera_info'),
     ('info_size', 'bad_camera_info_size_mismatch'),
 ])
 def test_bad_input_is_counted_and_the_node_carries_on(node, case, kind):
@@ -126,6 +126,7 @@ def test_bad_input_is_counted_and_the_node_carries_on(node, case, kind):
         info = ros_io.camera_info(INTR, header)
         if case == 'zero_focal':
             info.k = [0.0, 0.0, 15.0, 0.0, 0.0, 11.0, 0.0, 0.0, 1.0]
+            info.p = [0.0, 0.0, 15.0, 0.0, 0.0, 0.0, 11.0, 0.0, 0.0, 0.0, 1.0, 0.0]
         else:
             info.width, info.height = 2 * W, 2 * H
         harness.pub_info.publish(info)

@@ -107,7 +107,7 @@ def test_nan_from_the_model_is_never_published(ros, tmp_path):
     try:
         harness.wait_connected()
         harness.send(grey(80), INTR)
-        harness.wait_for(lambda: harness.diag('/depth_nan').get('bad_model_nonfinite', 0) >= 1,
+        harness.wait_for(lambda: harness.diag('/depth_nan').get('model_nonfinite', 0) >= 1,
                          10, 'nonfinite counted')
         harness.spin(0.3)
         assert harness.received['depth'] == [] and proc.alive()
@@ -119,7 +119,7 @@ def test_nan_from_the_model_is_never_published(ros, tmp_path):
 
 def test_frame_dropping_bounds_latency_and_memory(ros, tmp_path):
     model = tmp_path / 'slow.onnx'
-    brightness_model(model, H, W, slow_matmuls=200)
+    brightness_model(model, H, W, slow_matmuls=40)
     proc = start('depth_slow', model, tmp_path)
     harness = Harness('h_slow')
     harness.subscribe('depth', Image)
@@ -144,7 +144,7 @@ def test_frame_dropping_bounds_latency_and_memory(ros, tmp_path):
         assert diag['inference_ms'] > 50, summary  # the model really is slower than the camera
         assert diag['dropped'] > 0.3 * diag['frames_in'], summary
         assert received < 0.7 * sent
-        assert diag['frames_out'] >= 5
+        assert diag['frames_out'] >= 5, summary
         # Only the newest frame is processed, so latency is about one inference, not a queue
         # that grows for 5 s.
         assert diag['latency_p95_ms'] < 1500, summary

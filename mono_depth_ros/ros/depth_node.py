@@ -1,14 +1,25 @@
 """
 depth_node: metric depth images and organized point clouds from one RGB camera.
 
-Threading: subscription callbacks only store the newest message in a one-slot mailbox
-(overwriting an unprocessed one counts as a dropped frame); a worker thread decodes, runs
-the model and publishes, so the executor never waits on inference and latency stays
-bounded when the model is slower than the camera.
+All the node's work lives in :class:`DepthRuntime`, which is given a node handle and has
+the four lifecycle steps, so the plain node and the managed (lifecycle) node share it:
 
-A plain rclpy node (not a lifecycle node): the model is loaded in the constructor so that a
-missing or corrupt model fails at start with one clear line and exit code 1, and SIGINT or
-SIGTERM stop the worker and exit 0. See README.md for the topic and parameter tables.
+* ``configure()``: read and validate the parameters, then load the model (a bad parameter
+  is refused before any engine build);
+* ``activate()``: create the subscriptions, publishers and diagnostics timer, start the
+  worker;
+* ``deactivate()``: stop the worker, destroy them (no output afterwards);
+* ``cleanup()``: release the model.
+
+:class:`DepthNode` runs configure and activate in its constructor, so a missing or corrupt
+model fails at start with one clear line and exit code 1, and SIGINT or SIGTERM stop the
+worker and exit 0.
+
+Threading: subscription callbacks only store the newest image in a one-slot mailbox
+(overwriting an unprocessed one counts as a dropped frame) and CameraInfo in a short
+buffer by stamp; a worker thread decodes, runs the model and publishes, so the executor
+never waits on inference and latency stays bounded when the model is slower than the
+camera. See README.md for the topic and parameter tables.
 """
 
 from __future__ import annotations
@@ -18,31 +29,28 @@ import os
 import sys
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mono_depth_ros.core import image_codec
+from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuffer,
+                                        manual_camera, output_size, preset_camera)
 from mono_depth_ros.core.colormap import colorize_depth
 from mono_depth_ros.core.frame import NonFiniteOutputError, Postprocessor, Preprocessor
-from mono_depth_ros.core.intrinsics import Intrinsics, IntrinsicsError, preset
 from mono_depth_ros.core.pointcloud import CloudPacker
-from mono_depth_ros.core.stats import Stats
+from mono_depth_ros.core.stats import PeriodJudge, Stats
 from mono_depth_ros.inference import BackendError, create_backend
 from mono_depth_ros.ros import messages as ros_io
+from mono_depth_ros.ros import params as node_params
+from mono_depth_ros.ros import transport
 import numpy as np
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType, SetParametersResult)
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 BUNDLED_MODEL = 'mono_depth.onnx'
-INTRINSICS_MODES = ('camera_info', 'kinect', 'kitti', 'manual')
-BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')
-PRECISIONS = ('fp32', 'fp16', 'int8')
-TRANSPORTS = ('raw', 'compressed')
-RELIABILITY = ('best_effort', 'reliable')
 DECODE_ERRORS = {
     image_codec.UnsupportedEncodingError: 'unsupported_encoding',
     image_codec.ZeroSizeError: 'zero_size',
@@ -52,6 +60,9 @@ DECODE_ERRORS = {
     image_codec.CorruptImageError: 'corrupt_image',
 }
 WARN_PERIOD_S = 2.0
+LOG_TEXT_LIMIT = 300  # characters of any input-derived text (an encoding name) in a log line
+# How long the worker waits for the CameraInfo of an image that arrived before it.
+CAMERA_INFO_WAIT_S = 0.05
 
 
 def bundled_model_path() -> str:
@@ -68,125 +79,170 @@ def bundled_model_path() -> str:
     return os.path.join(source_root, 'models', BUNDLED_MODEL)
 
 
-def _descriptor(description: str, ptype: int, read_only: bool = False,
-                float_range: Optional[Tuple[float, float]] = None,
-                int_range: Optional[Tuple[int, int]] = None,
-                choices: Optional[Tuple[str, ...]] = None) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=description, type=ptype, read_only=read_only)
-    if float_range is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(float_range[0]),
-                                                     to_value=float(float_range[1]), step=0.0)]
-    if int_range is not None:
-        d.integer_range = [IntegerRange(from_value=int(int_range[0]), to_value=int(int_range[1]),
-                                        step=1)]
-    if choices is not None:
-        d.additional_constraints = 'one of: ' + ', '.join(choices)
-    return d
+def shorten(text: str, limit: int = LOG_TEXT_LIMIT) -> str:
+    """Cut a log text to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f'{text[:limit]}... ({len(text) - limit} more characters)'
 
 
-S, D, I, B = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_DOUBLE,
-              ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_BOOL)
-
-# name: (default, descriptor) - every parameter of the node, in one place.
-PARAMETERS = {
-    'model_path': ('', _descriptor(
-        'ONNX model, TensorRT engine or checkpoint; empty = the bundled model', S, True)),
-    'backend': ('auto', _descriptor('inference backend', S, True, choices=BACKENDS)),
-    'precision': ('fp32', _descriptor('inference precision (TensorRT, torch on CUDA)', S, True,
-                                      choices=PRECISIONS)),
-    'engine_cache_dir': ('', _descriptor(
-        'folder for cached TensorRT engines; empty = ~/.cache/mono_depth_ros', S, True)),
-    'intrinsics': ('camera_info', _descriptor(
-        'where the camera intrinsics come from', S, choices=INTRINSICS_MODES)),
-    'fx': (0.0, _descriptor('manual focal length x, pixels at the input resolution', D,
-                            float_range=(0.0, 1e5))),
-    'fy': (0.0, _descriptor('manual focal length y, pixels at the input resolution', D,
-                            float_range=(0.0, 1e5))),
-    'cx': (0.0, _descriptor('manual principal point x, pixels', D, float_range=(-1e5, 1e5))),
-    'cy': (0.0, _descriptor('manual principal point y, pixels', D, float_range=(-1e5, 1e5))),
-    'min_depth': (0.0, _descriptor('nearest valid depth, m; 0 = from the model metadata', D,
-                                   float_range=(0.0, 1000.0))),
-    'max_depth': (0.0, _descriptor('farthest valid depth, m; 0 = from the model metadata', D,
-                                   float_range=(0.0, 1000.0))),
-    'output_scale': (1.0, _descriptor('depth image size relative to the input image', D,
-                                      float_range=(0.05, 1.0))),
-    'publish_points': (True, _descriptor('publish the organized point cloud on points', B)),
-    'points_rgb': (True, _descriptor('add rgb to the point cloud', B)),
-    'cloud_decimation': (2, _descriptor('keep every n-th depth pixel in the cloud', I,
-                                        int_range=(1, 16))),
-    'input_transport': ('raw', _descriptor('subscribe to image (raw) or image/compressed', S,
-                                           True, choices=TRANSPORTS)),
-    'max_rate_hz': (0.0, _descriptor('process at most this many frames per second; 0 = all',
-                                     D, float_range=(0.0, 1000.0))),
-    'frame_id': ('', _descriptor("output frame_id; empty = the input image's", S)),
-    'qos_reliability': ('best_effort', _descriptor(
-        'input QoS reliability (best_effort = sensor data)', S, True, choices=RELIABILITY)),
-    'output_reliability': ('best_effort', _descriptor(
-        'output QoS reliability; reliable suits RViz defaults', S, True, choices=RELIABILITY)),
-    'qos_depth': (5, _descriptor('QoS history depth', I, True, int_range=(1, 100))),
-    'diagnostics_period': (1.0, _descriptor('seconds between /diagnostics messages', D, True,
-                                            float_range=(0.1, 60.0))),
-}
+def stamp_ns(header) -> int:
+    """Return a header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 10 ** 9 + int(header.stamp.nanosec)
 
 
 class StartupError(RuntimeError):
     """The node cannot start (model missing or corrupt, bad configuration)."""
 
 
-class DepthNode(Node):
-    """Subscribe to a camera, run the depth model, publish depth, clouds and diagnostics."""
+class DepthRuntime:
+    """
+    Everything depth_node does, given a node handle (a Node or a LifecycleNode).
 
-    def __init__(self, **kwargs):
-        super().__init__('depth_node', **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
-        self.cfg: Dict[str, object] = {n: self.get_parameter(n).value for n in PARAMETERS}
+    The constructor declares the parameters (with descriptors) and the on-set check; the
+    lifecycle steps are :meth:`configure`, :meth:`activate`, :meth:`deactivate`,
+    :meth:`cleanup` and :meth:`shutdown` (all that apply, in order). ``configure`` raises
+    :class:`StartupError` with a one-line reason.
+    """
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.log = node.get_logger()
+        values = {}
+        for param in node_params.PARAMETERS:
+            try:
+                node.declare_parameter(param.name, param.default,
+                                       node_params.descriptor(param))
+            except Exception as exc:  # noqa: BLE001 - rclpy's type and range refusals
+                raise StartupError(f'parameter {param.name}: {shorten(exc)}') from exc
+            values[param.name] = node.get_parameter(param.name).value
+        self.cfg: Dict[str, Any] = values  # replaced whole, never mutated: a snapshot
+        node.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = Stats()
-        self._last_warn: Dict[str, float] = {}
-        self._load_model()
-        problem = self._check(self.cfg)
-        if problem:
-            raise StartupError(problem)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        self._camera: Optional[Intrinsics] = None
-        self._warned_distortion = False
-        self._camera_problem: Optional[Tuple[str, str]] = None
+        self.judge = PeriodJudge()
+        self.backend = None
+        self.meta = None
+        self.pre = None
+        self.model_path = ''
+        self.configured = False
+        self.active = False
+        self._last_log: Dict[str, float] = {}
+        self._told_once = set()
         self._lock = threading.Condition()
         self._pending = None
+        self._cameras = CameraInfoBuffer()
         self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        self._entities: List[Any] = []
         self._packer = CloudPacker()
         self._last_processed = 0.0
         self._input_size: Optional[Tuple[int, int]] = None
+        self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
+        self.pub_diag = None
 
+    # -- lifecycle ----------------------------------------------------------------------------
+    def configure(self) -> None:
+        """Validate the parameters, then load the model; raise StartupError on failure."""
+        problem = node_params.validate(self.cfg)
+        if problem:
+            raise StartupError(problem)
+        self._load_model()
+        problem = node_params.validate(self.cfg, (self.meta.min_depth, self.meta.max_depth))
+        if problem:
+            self.cleanup()
+            raise StartupError(problem)
+        self.configured = True
+
+    def activate(self) -> None:
+        """Create the subscriptions, publishers and diagnostics timer; start the worker."""
+        if not self.configured:
+            raise StartupError('activate() before configure()')
+        if self.active:
+            return
+        node, cfg = self.node, self.cfg
         reliability = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
                        'reliable': ReliabilityPolicy.RELIABLE}
-        depth = int(self.cfg['qos_depth'])
+        depth = int(cfg['qos_depth'])
         qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                            reliability=reliability[self.cfg['qos_reliability']])
+                            reliability=reliability[cfg['qos_reliability']])
         qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                             reliability=reliability[self.cfg['output_reliability']])
-        if self.cfg['input_transport'] == 'compressed':
-            self.create_subscription(CompressedImage, 'image/compressed', self._on_image, qos_in)
+                             reliability=reliability[cfg['output_reliability']])
+        self.pub_depth = node.create_publisher(Image, 'depth', qos_out)
+        self.pub_info = node.create_publisher(CameraInfo, 'depth/camera_info', qos_out)
+        self.pub_colored = node.create_publisher(Image, 'depth/colored', qos_out)
+        self.pub_points = node.create_publisher(PointCloud2, 'points', qos_out)
+        self.pub_diag = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if cfg['input_transport'] == 'compressed':
+            image_sub = node.create_subscription(CompressedImage, 'image/compressed',
+                                                 self._on_image, qos_in)
         else:
-            self.create_subscription(Image, 'image', self._on_image, qos_in)
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos_in)
-        self.pub_depth = self.create_publisher(Image, 'depth', qos_out)
-        self.pub_info = self.create_publisher(CameraInfo, 'depth/camera_info', qos_out)
-        self.pub_colored = self.create_publisher(Image, 'depth/colored', qos_out)
-        self.pub_points = self.create_publisher(PointCloud2, 'points', qos_out)
-        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(float(self.cfg['diagnostics_period']), self._publish_diagnostics)
-
+            image_sub = node.create_subscription(Image, 'image', self._on_image, qos_in)
+        info_sub = node.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                            qos_in)
+        timer = node.create_timer(float(cfg['diagnostics_period']), self._publish_diagnostics)
+        self._entities = [(node.destroy_publisher, p) for p in (
+            self.pub_depth, self.pub_info, self.pub_colored, self.pub_points, self.pub_diag)]
+        self._entities += [(node.destroy_subscription, image_sub),
+                           (node.destroy_subscription, info_sub), (node.destroy_timer, timer)]
+        self.judge = PeriodJudge()
+        self._stop.clear()
         self._worker = threading.Thread(target=self._run, name='depth_worker', daemon=True)
         self._worker.start()
-        self.get_logger().info(
+        self.active = True
+        self.log.info(
             f'ready: {self.backend.describe()}, model {self.model_path} '
             f'({self.meta.arch} {self.meta.input_width}x{self.meta.input_height}, '
-            f'{self.meta.output_mode}), intrinsics {self.cfg["intrinsics"]}, '
-            f'input {self.cfg["input_transport"]}')
+            f'{self.meta.output_mode}), intrinsics {cfg["intrinsics"]}, '
+            f'input {cfg["input_transport"]}')
 
-    # -- set-up ---------------------------------------------------------------------------
+    def deactivate(self) -> bool:
+        """Stop the worker and destroy the topics; return False if the worker is stuck."""
+        stopped = self._stop_worker()
+        for destroy, entity in self._entities:
+            try:
+                destroy(entity)
+            except Exception:  # noqa: BLE001 - the context may already be gone at shutdown
+                pass
+        self._entities = []
+        self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
+        self.pub_diag = None
+        with self._lock:
+            self._pending = None
+        self.active = False
+        return stopped
+
+    def cleanup(self) -> None:
+        """Release the model (only once no worker can use it)."""
+        if self._worker is not None and self._worker.is_alive():
+            self.log.error('the worker did not stop; not closing the backend under it')
+            return
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = self.meta = self.pre = None
+        self.configured = False
+
+    def shutdown(self) -> None:
+        """Deactivate and clean up, whichever applies."""
+        stopped = True
+        if self.active:
+            stopped = self.deactivate()
+        if stopped and self.configured:
+            self.cleanup()
+
+    def _stop_worker(self, timeout: float = 5.0) -> bool:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            worker.join(timeout=timeout)
+            if worker.is_alive():
+                return False
+        self._worker = None
+        return True
+
+    # -- set-up -----------------------------------------------------------------------------
     def _load_model(self) -> None:
         path = str(self.cfg['model_path']) or bundled_model_path()
         self.model_path = path
@@ -198,67 +254,45 @@ class DepthNode(Node):
         try:
             self.backend = create_backend(str(self.cfg['backend']), path,
                                           precision=str(self.cfg['precision']),
-                                          log=self.get_logger().info, **options)
+                                          log=self.log.info, **options)
         except BackendError as exc:
             raise StartupError(str(exc)) from exc
         self.meta = self.backend.meta
         self.pre = Preprocessor(self.meta)
 
     def _depth_range(self, cfg) -> Tuple[float, float]:
-        return (float(cfg['min_depth']) or self.meta.min_depth,
-                float(cfg['max_depth']) or self.meta.max_depth)
-
-    def _check(self, cfg) -> Optional[str]:
-        """Return why a configuration is invalid, or None."""
-        lo, hi = self._depth_range(cfg)
-        if not lo < hi:
-            return f'min_depth ({lo}) must be smaller than max_depth ({hi})'
-        if cfg['intrinsics'] not in INTRINSICS_MODES:
-            return f'intrinsics must be one of {INTRINSICS_MODES}, got {cfg["intrinsics"]!r}'
-        if cfg['intrinsics'] == 'manual' and (cfg['fx'] <= 0 or cfg['fy'] <= 0):
-            return 'intrinsics manual needs fx > 0 and fy > 0'
-        for name, choices in (('backend', BACKENDS), ('precision', PRECISIONS),
-                              ('input_transport', TRANSPORTS),
-                              ('qos_reliability', RELIABILITY),
-                              ('output_reliability', RELIABILITY)):
-            if cfg[name] not in choices:
-                return f'{name} must be one of {choices}, got {cfg[name]!r}'
-        return None
+        return node_params.effective_depth_range(cfg, self.meta.min_depth, self.meta.max_depth)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         cfg = dict(self.cfg)
         for p in params:
             if p.name in cfg:
                 cfg[p.name] = p.value
-        problem = self._check(cfg)
+        model_range = None if self.meta is None else (self.meta.min_depth, self.meta.max_depth)
+        problem = node_params.validate(cfg, model_range)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
-        self.cfg = cfg  # the worker reads self.cfg once per frame
+        self.cfg = cfg  # one new snapshot; the worker reads self.cfg once per frame
         return SetParametersResult(successful=True)
 
-    # -- callbacks (executor thread: store and return) -------------------------------------
+    # -- callbacks (executor thread: store and return) --------------------------------------
     def _on_image(self, msg) -> None:
         with self._lock:
             self.stats.count('frames_in')
             if self._pending is not None:
                 self.stats.count('dropped')
             self._pending = msg
-            self._lock.notify()
+            self._lock.notify_all()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        try:
-            camera = Intrinsics.from_camera_info(msg)
-        except IntrinsicsError as exc:
-            self._camera, self._camera_problem = None, ('bad_camera_info', str(exc))
-            return
-        self._camera, self._camera_problem = camera, None
-        if not self._warned_distortion and any(abs(d) > 1e-9 for d in msg.d):
-            self._warned_distortion = True
-            self.get_logger().warn(
-                'camera_info has non-zero distortion; depth_node treats the image as '
-                'rectified (pinhole K). Feed it image_rect from image_proc for exact clouds.')
+        camera = camera_from_info(msg)
+        if camera.warning:
+            self._once('distortion', camera.warning)
+        with self._lock:
+            self._cameras.add(stamp_ns(msg.header), camera)
+            self._lock.notify_all()
 
-    # -- worker ----------------------------------------------------------------------------
+    # -- worker -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._lock:
@@ -267,89 +301,131 @@ class DepthNode(Node):
                 msg, self._pending = self._pending, None
             if msg is None:
                 continue
-            cfg = self.cfg
+            cfg = self.cfg  # one configuration snapshot for the whole frame
             rate = float(cfg['max_rate_hz'])
             now = time.monotonic()
             if rate > 0 and now - self._last_processed < 1.0 / rate:
                 self.stats.count('rate_limited')
                 continue
+            wanted = self._wanted(cfg)
+            if not any(wanted):
+                self.stats.count('skipped_no_subscribers')
+                continue
             self._last_processed = now
+            self.stats.count('frames_processed')
             try:
-                self._process(msg, cfg)
+                self._process(msg, cfg, wanted)
             except Exception as exc:  # noqa: BLE001 - never let one frame kill the worker
-                self.stats.count('internal_error')
-                self._warn('internal_error', f'frame failed: {type(exc).__name__}: {exc}')
+                if self._stop.is_set() or not rclpy.ok(context=self.node.context):
+                    return  # shutting down: the publishers' context is gone
+                self._bad('internal_error', f'frame failed: {type(exc).__name__}: {exc}')
 
-    def _warn(self, kind: str, text: str) -> None:
+    def _throttled(self, key: str, text: str, level: str = 'warn') -> None:
         now = time.monotonic()
-        if now - self._last_warn.get(kind, -1e9) >= WARN_PERIOD_S:
-            self._last_warn[kind] = now
-            self.get_logger().warn(f'{text} (dropping the frame; counted as bad_{kind})')
+        if now - self._last_log.get(key, -1e9) >= WARN_PERIOD_S:
+            self._last_log[key] = now
+            getattr(self.log, level)(shorten(text))
+
+    def _once(self, key: str, text: str) -> None:
+        if key not in self._told_once:
+            self._told_once.add(key)
+            self.log.warn(shorten(text))
 
     def _bad(self, kind: str, text: str) -> None:
-        self.stats.count(kind)
-        self._warn(kind, text)
+        """Count a bad input or failure and log a throttled warning naming its counter."""
+        key = self.stats.problem(kind)
+        self._throttled(kind, f'{shorten(text)} (dropping the frame; counted as {key})')
 
-    def _camera_for(self, cfg, width: int, height: int) -> Optional[Intrinsics]:
+    def _camera_for(self, cfg, width: int, height: int,
+                    image_stamp_ns: int = 0) -> Optional[Camera]:
+        """Return the camera of this frame, or None after counting why there is none."""
         mode = cfg['intrinsics']
-        if mode == 'kinect':
-            return preset('kinect_nyu').resize(width, height)
-        if mode == 'kitti':
-            return preset('kitti').resize(width, height)
-        if mode == 'manual':
-            return Intrinsics(cfg['fx'], cfg['fy'], cfg['cx'], cfg['cy'], width, height)
-        problem, camera = self._camera_problem, self._camera
-        if problem is not None:
-            self._bad(*problem)
+        if mode in ('kinect', 'kitti'):
+            camera = preset_camera(mode, width, height)
+        elif mode == 'manual':
+            camera = manual_camera(float(cfg['fx']), float(cfg['fy']), float(cfg['cx']),
+                                   float(cfg['cy']), width, height)
+        else:
+            camera = self._paired_camera(cfg, image_stamp_ns)
+            if camera is None:
+                self._bad('no_camera_info', 'no CameraInfo received yet on '
+                          f'{self.node.resolve_topic_name("camera_info")}')
+                return None
+        if not camera.ok:
+            self._bad(camera.problem, camera.reason)
             return None
-        if camera is None:
-            self._bad('no_camera_info', 'no CameraInfo received yet on camera_info')
-            return None
-        if (camera.width, camera.height) != (width, height):
+        intr = camera.intrinsics
+        if (intr.width, intr.height) != (width, height):
             self._bad('camera_info_size_mismatch',
-                      f'CameraInfo is for {camera.width}x{camera.height} but the image is '
+                      f'CameraInfo is for {intr.width}x{intr.height} but the image is '
                       f'{width}x{height}')
             return None
         return camera
 
-    def _wanted(self) -> Tuple[bool, bool, bool]:
+    def _paired_camera(self, cfg, image_stamp_ns: int) -> Optional[Camera]:
+        tolerance = float(cfg['camera_info_tolerance'])
+        deadline = time.monotonic() + CAMERA_INFO_WAIT_S
+        with self._lock:
+            camera, how = self._cameras.match(image_stamp_ns, tolerance)
+            # The image may have overtaken its CameraInfo (two topics): wait a moment.
+            while how in ('none', 'newest') and image_stamp_ns > 0 and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or self._pending is not None:
+                    break
+                self._lock.wait(left)
+                camera, how = self._cameras.match(image_stamp_ns, tolerance)
+        if how == 'newest':
+            self.stats.count('camera_info_unpaired')
+        return camera
+
+    def _wanted(self, cfg) -> Tuple[bool, bool, bool]:
         depth = (self.pub_depth.get_subscription_count() +
                  self.pub_info.get_subscription_count()) > 0
         colored = self.pub_colored.get_subscription_count() > 0
-        points = bool(self.cfg['publish_points']) and self.pub_points.get_subscription_count() > 0
+        points = bool(cfg['publish_points']) and self.pub_points.get_subscription_count() > 0
         return depth, colored, points
 
-    def _process(self, msg, cfg) -> None:
+    def _output_size(self, cfg, width: int, height: int) -> Tuple[int, int]:
+        out_w, out_h, capped = output_size(width, height, float(cfg['output_scale']),
+                                           int(cfg['max_output_pixels']))
+        if capped:
+            self._throttled(
+                'output_capped', f'input {width}x{height} with output_scale '
+                f'{float(cfg["output_scale"]):g} would give a depth image over '
+                f'max_output_pixels ({int(cfg["max_output_pixels"])}); publishing '
+                f'{out_w}x{out_h} ({out_w * out_h * 4 / 2 ** 20:.1f} MiB of depth). Set '
+                'max_output_pixels to 0 to publish the full size (messages over the 16 MiB '
+                'shared-memory segment are mostly lost between processes).')
+        return out_w, out_h
+
+    def _process(self, msg, cfg, wanted) -> None:
         t0 = time.perf_counter()
-        want_depth, want_colored, want_points = self._wanted()
-        if not (want_depth or want_colored or want_points):
-            self.stats.count('skipped_no_subscribers')
-            return
+        want_depth, want_colored, want_points = wanted
         try:
-            limit = int(cfg.get('max_input_pixels', image_codec.DEFAULT_MAX_INPUT_PIXELS))
             if isinstance(msg, CompressedImage):
-                rgb = ros_io.compressed_to_rgb(msg, limit)
+                rgb = ros_io.compressed_to_rgb(msg)
             else:
-                rgb = ros_io.image_to_rgb(msg, limit)
+                rgb = ros_io.image_to_rgb(msg)
         except image_codec.ImageDecodeError as exc:
-            self._bad(exc.counter, str(exc))  # each error class names its counter
+            self._bad(DECODE_ERRORS.get(type(exc), 'corrupt_image'), str(exc))
             return
         h, w = rgb.shape[:2]
         t1 = time.perf_counter()
         self.stats.stage('decode', t1 - t0)
         if self._input_size not in (None, (w, h)):
-            self.get_logger().info(f'input resolution changed {self._input_size} -> {(w, h)}')
+            self._throttled('resolution', f'input resolution changed {self._input_size} -> '
+                            f'{(w, h)}', level='info')
         self._input_size = (w, h)
-        camera = self._camera_for(cfg, w, h)
+        camera = self._camera_for(cfg, w, h, stamp_ns(msg.header))
         if camera is None:
             return
+        camera = camera.intrinsics
         tensor = self.pre(rgb)
         t2 = time.perf_counter()
         raw = self.backend.infer(tensor)
         t3 = time.perf_counter()
         lo, hi = self._depth_range(cfg)
-        scale = float(cfg['output_scale'])
-        out_w, out_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        out_w, out_h = self._output_size(cfg, w, h)
         try:
             depth = Postprocessor(self.meta, lo, hi)(raw, (out_w, out_h), camera)
         except NonFiniteOutputError as exc:
@@ -400,38 +476,52 @@ class DepthNode(Node):
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         if stamp <= 0:
             return None
-        return self.get_clock().now().nanoseconds * 1e-9 - stamp
+        return self.node.get_clock().now().nanoseconds * 1e-9 - stamp
 
-    # -- diagnostics -------------------------------------------------------------------------
-    def _publish_diagnostics(self) -> None:
+    # -- diagnostics ----------------------------------------------------------------------------
+    def diagnostic_problems(self) -> Sequence[Tuple[int, str]]:
+        """Return (level, message) problems beyond the frame counters (none yet)."""
+        return ()
+
+    def diagnostic_status(self) -> DiagnosticStatus:
+        """Return the status for the period since the last call."""
         snap = self.stats.snapshot()
-        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: depth',
-                                  hardware_id=self.backend.describe())
-        if snap['frames_out'] == 0 and snap['frames_in'] > 0:
-            status.level, status.message = DiagnosticStatus.WARN, 'receiving but not publishing'
-        elif snap['bad_input_total'] > 0:
-            status.level, status.message = DiagnosticStatus.WARN, 'bad input seen (see bad_*)'
-        else:
-            status.level, status.message = DiagnosticStatus.OK, 'ok'
+        subscribed = self.pub_depth is not None and any(self._wanted(self.cfg))
+        level, message = self.judge.judge(snap, subscribed, self.diagnostic_problems())
+        engine = str(getattr(self.backend, 'engine_path', '') or '')
+        status = DiagnosticStatus(name=f'{self.node.get_fully_qualified_name()}: depth',
+                                  hardware_id=self.backend.describe(), level=bytes([level]),
+                                  message=message)
         values = [KeyValue(key='backend', value=self.backend.describe()),
                   KeyValue(key='model', value=self.model_path),
-                  KeyValue(key='engine', value=getattr(self.backend, 'engine_path', '') or '')]
+                  KeyValue(key='engine', value=engine),
+                  KeyValue(key='stalled_periods', value=str(self.judge.stalled))]
         for key in sorted(snap):
             value = snap[key]
             values.append(KeyValue(key=key, value='nan' if math.isnan(value) else f'{value:g}'))
         status.values = values
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
+        return status
+
+    def _publish_diagnostics(self) -> None:
+        if self.pub_diag is None or self.backend is None:
+            return
+        array = DiagnosticArray(status=[self.diagnostic_status()])
+        array.header.stamp = self.node.get_clock().now().to_msg()
         self.pub_diag.publish(array)
 
+
+class DepthNode(Node):
+    """The plain node: configure and activate a DepthRuntime at construction."""
+
+    def __init__(self, **kwargs):
+        super().__init__('depth_node', **kwargs)
+        self.runtime = DepthRuntime(self)
+        self.runtime.configure()
+        self.runtime.activate()
+
     def stop(self) -> None:
-        """Stop the worker thread and release the backend."""
-        self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
-        self.backend.close()
+        """Stop the worker, destroy the topics and release the backend."""
+        self.runtime.shutdown()
 
 
 def cv2_resize(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -440,8 +530,21 @@ def cv2_resize(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
+def wants_help(argv: Sequence[str]) -> bool:
+    """Return True for ``--help``/``-h`` before any ``--ros-args``."""
+    args = list(argv)
+    if '--ros-args' in args:
+        args = args[:args.index('--ros-args')]
+    return any(a in ('-h', '--help') for a in args)
+
+
 def main(argv=None) -> int:
     """Run depth_node until SIGINT or SIGTERM; exit 1 with one line if it cannot start."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if wants_help(args):
+        sys.stdout.write(node_params.help_text('depth_node'))
+        return 0
+    profile_note = transport.apply_default_profile(os.environ)
     rclpy.init(args=argv)
     try:
         node = DepthNode()
@@ -449,6 +552,8 @@ def main(argv=None) -> int:
         print(f'[depth_node] cannot start: {exc}', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1
+    if profile_note:
+        node.get_logger().info(profile_note)
     ros_io.spin_until_shutdown(node, node.stop)
     return 0
 

@@ -1,0 +1,222 @@
+"""
+Every depth_node parameter in one table, its ROS descriptor, and its validation.
+
+The table is plain data and :func:`validate` is plain Python, so both are tested without a
+ROS graph and ``depth_node --help`` prints the table without starting ROS. The ROS
+descriptors (description, ranges, allowed values, read-only) are built from the same rows,
+so what ``ros2 param describe`` says and what the node checks cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')
+PRECISIONS = ('fp32', 'fp16', 'int8')
+INTRINSICS_MODES = ('camera_info', 'kinect', 'kitti', 'manual')
+TRANSPORTS = ('raw', 'compressed')
+RELIABILITY = ('best_effort', 'reliable')
+# '' = the mode the model declares in its metadata.
+RESIZE_MODES = ('', 'stretch', 'crop', 'pad')
+DEPTH_UPSAMPLING = ('nearest', 'bilinear', 'edge_aware')
+
+# A 4096x2160 (DCI 4K) image passes; a decompression bomb's declared size does not.
+MAX_INPUT_PIXELS_DEFAULT = 4096 * 2160
+# Outputs above about 1.2 Mpx do not fit the shipped 16 MiB shared-memory segment together
+# (a 4K depth image alone is 33 MB), and the model's own output is far smaller anyway.
+MAX_OUTPUT_PIXELS_DEFAULT = 1280 * 960
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: default (its type is the parameter's type), description, limits."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    float_range: Optional[Tuple[float, float]] = None
+    int_range: Optional[Tuple[int, int]] = None
+    choices: Optional[Tuple[str, ...]] = None
+
+    @property
+    def type_name(self) -> str:
+        """Return the ROS parameter type name: bool, integer, double or string."""
+        return {bool: 'bool', int: 'integer', float: 'double', str: 'string'}[type(self.default)]
+
+
+PARAMETERS: Tuple[Param, ...] = (
+    # -- model and backend (read-only: a change needs a restart) -----------------------------
+    Param('model_path', '', 'ONNX model, TensorRT engine or checkpoint; empty = the bundled '
+          'model', read_only=True),
+    Param('backend', 'auto', 'inference backend', read_only=True, choices=BACKENDS),
+    Param('precision', 'fp32', 'inference precision (TensorRT; torch on CUDA)', read_only=True,
+          choices=PRECISIONS),
+    Param('engine_cache_dir', '', 'folder for cached TensorRT engines; empty = '
+          '~/.cache/mono_depth_ros', read_only=True),
+    # -- camera ------------------------------------------------------------------------------
+    Param('intrinsics', 'camera_info', 'where the camera intrinsics come from: camera_info '
+          '(P, else K, with binning and roi), the kinect or kitti preset (refused at another '
+          'aspect ratio), or manual fx fy cx cy', choices=INTRINSICS_MODES),
+    Param('fx', 0.0, 'manual focal length x, pixels at the input resolution',
+          float_range=(0.0, 1e6)),
+    Param('fy', 0.0, 'manual focal length y, pixels at the input resolution',
+          float_range=(0.0, 1e6)),
+    Param('cx', 0.0, 'manual principal point x, pixels at the input resolution (required)',
+          float_range=(0.0, 1e6)),
+    Param('cy', 0.0, 'manual principal point y, pixels at the input resolution (required)',
+          float_range=(0.0, 1e6)),
+    # -- model input and output ----------------------------------------------------------------
+    Param('resize_mode', '', 'how an image of another aspect is fitted to the model: stretch, '
+          'crop or pad; empty = what the model declares', choices=RESIZE_MODES),
+    Param('min_depth', 0.0, 'nearest valid depth, m; 0 = from the model metadata',
+          float_range=(0.0, 1000.0)),
+    Param('max_depth', 0.0, 'farthest valid depth, m; 0 = from the model metadata',
+          float_range=(0.0, 1000.0)),
+    Param('output_scale', 1.0, 'depth image size relative to the input image',
+          float_range=(0.05, 1.0)),
+    Param('max_output_pixels', MAX_OUTPUT_PIXELS_DEFAULT, 'largest depth image, pixels: a '
+          'larger input is scaled down further (with a warning that gives the sizes), so that '
+          'outputs fit the shared-memory transport; 0 = no cap', int_range=(0, 2 ** 31 - 1)),
+    Param('depth_upsampling', 'bilinear', 'how the model output is resized to the output size: '
+          'nearest, bilinear, or edge_aware (bilinear, NaN across depth edges)',
+          choices=DEPTH_UPSAMPLING),
+    Param('edge_threshold', 0.1, 'edge_aware: neighbours whose depths differ by more than this '
+          'fraction are not mixed', float_range=(0.001, 1.0)),
+    # -- scale source (relative models; see the scale parameters added below this line) ------
+    # -- outputs -------------------------------------------------------------------------------
+    Param('publish_points', True, 'publish the organized point cloud on points'),
+    Param('points_rgb', True, 'add rgb to the point cloud'),
+    Param('cloud_decimation', 2, 'keep every n-th depth pixel in the cloud',
+          int_range=(1, 16)),
+    Param('frame_id', '', "output frame_id; empty = the input image's"),
+    # -- input -----------------------------------------------------------------------------------
+    Param('input_transport', 'raw', 'subscribe to image (raw) or image/compressed',
+          read_only=True, choices=TRANSPORTS),
+    Param('max_input_pixels', MAX_INPUT_PIXELS_DEFAULT, 'largest input image accepted, pixels '
+          '(checked on the declared size, before decoding)', int_range=(1, 2 ** 31 - 1)),
+    Param('max_rate_hz', 0.0, 'process at most this many frames per second; 0 = all',
+          float_range=(0.0, 1000.0)),
+    Param('camera_info_tolerance', 0.005, 'an image is paired with the CameraInfo of the same '
+          'stamp, else the nearest within this many seconds, else the newest',
+          float_range=(0.0, 1.0)),
+    # -- QoS and diagnostics --------------------------------------------------------------------
+    Param('qos_reliability', 'best_effort', 'input QoS reliability (best_effort = sensor '
+          'data)', read_only=True, choices=RELIABILITY),
+    Param('output_reliability', 'best_effort', 'output QoS reliability; reliable suits RViz '
+          'defaults', read_only=True, choices=RELIABILITY),
+    Param('qos_depth', 5, 'QoS history depth', read_only=True, int_range=(1, 100)),
+    Param('diagnostics_period', 1.0, 'seconds between /diagnostics messages; levels judge the '
+          'last period', read_only=True, float_range=(0.1, 60.0)),
+)
+BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMETERS}
+
+
+def defaults() -> Dict[str, Any]:
+    """Return {name: default} for every parameter."""
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def _check_one(param: Param, value: Any) -> Optional[str]:
+    kind = type(param.default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        return (f'{param.name} must be a {param.type_name}, got {type(value).__name__} '
+                f'{value!r}')
+    if param.choices is not None and value not in param.choices:
+        shown = ', '.join(repr(c) if c == '' else c for c in param.choices)
+        return f'{param.name} must be one of {shown}; got {value!r}'
+    if kind is float and not math.isfinite(value):
+        return f'{param.name} must be finite, got {value}'
+    limits = param.float_range or param.int_range
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        return f'{param.name} must be in [{limits[0]}, {limits[1]}], got {value}'
+    return None
+
+
+def validate(cfg: Mapping[str, Any], model_depth_range: Optional[Tuple[float, float]] = None
+             ) -> Optional[str]:
+    """
+    Return why a whole configuration is invalid, or None when it is valid.
+
+    ``model_depth_range`` is the model's (min_depth, max_depth), which a 0 parameter means;
+    before the model is loaded only the parameters' own values are compared.
+    """
+    for param in PARAMETERS:
+        if param.name in cfg:
+            problem = _check_one(param, cfg[param.name])
+            if problem:
+                return problem
+    lo, hi = float(cfg.get('min_depth', 0.0)), float(cfg.get('max_depth', 0.0))
+    if model_depth_range is not None:
+        lo, hi = lo or model_depth_range[0], hi or model_depth_range[1]
+    if (model_depth_range is not None or (lo and hi)) and not lo < hi:
+        return f'min_depth ({lo}) must be smaller than max_depth ({hi})'
+    if cfg.get('intrinsics') == 'manual':
+        missing = [n for n in ('fx', 'fy', 'cx', 'cy') if not float(cfg.get(n, 0.0)) > 0]
+        if missing:
+            return (f'intrinsics manual needs fx, fy, cx and cy (pixels at the input '
+                    f'resolution); {", ".join(missing)} not set (0)')
+    return None
+
+
+def effective_depth_range(cfg: Mapping[str, Any], model_min: float,
+                          model_max: float) -> Tuple[float, float]:
+    """Return (min_depth, max_depth): the parameters, or the model's where they are 0."""
+    return float(cfg['min_depth']) or model_min, float(cfg['max_depth']) or model_max
+
+
+def descriptor(param: Param):
+    """Return the rcl_interfaces ParameterDescriptor of one parameter."""
+    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                    ParameterType)
+    ptype = {'bool': ParameterType.PARAMETER_BOOL, 'integer': ParameterType.PARAMETER_INTEGER,
+             'double': ParameterType.PARAMETER_DOUBLE,
+             'string': ParameterType.PARAMETER_STRING}[param.type_name]
+    d = ParameterDescriptor(description=param.description, type=ptype,
+                            read_only=param.read_only)
+    if param.float_range is not None:
+        d.floating_point_range = [FloatingPointRange(
+            from_value=float(param.float_range[0]), to_value=float(param.float_range[1]),
+            step=0.0)]
+    if param.int_range is not None:
+        d.integer_range = [IntegerRange(from_value=int(param.int_range[0]),
+                                        to_value=int(param.int_range[1]), step=1)]
+    if param.choices is not None:
+        d.additional_constraints = 'one of: ' + ', '.join(
+            "'' (from the model)" if c == '' else c for c in param.choices)
+    return d
+
+
+def _limits(param: Param) -> str:
+    if param.choices is not None:
+        return ' | '.join("''" if c == '' else c for c in param.choices)
+    limits = param.float_range or param.int_range
+    if limits is not None:
+        return f'[{limits[0]:g}, {limits[1]:g}]'
+    return ''
+
+
+def help_text(program: str = 'depth_node') -> str:
+    """Return the usage line and the parameter table (what ``depth_node --help`` prints)."""
+    rows = [(p.name, p.type_name, repr(p.default) if p.default == '' else str(p.default),
+             _limits(p), p.description + (' (read-only)' if p.read_only else ''))
+            for p in PARAMETERS]
+    widths = [max(len(r[i]) for r in rows + [('name', 'type', 'default', 'values', '')])
+              for i in range(4)]
+    lines = [f'usage: {program} [--ros-args -p NAME:=VALUE ... -r FROM:=TO ...]',
+             '',
+             'Metric depth images and point clouds from one RGB camera. Subscribes to image '
+             '(or image/compressed) and camera_info;',
+             'publishes depth, depth/camera_info, depth/colored, points and /diagnostics.',
+             '',
+             'parameters:',
+             '  ' + '  '.join(h.ljust(w) for h, w in zip(('name', 'type', 'default', 'values'),
+                                                         widths)) + '  description']
+    for row in rows:
+        lines.append('  ' + '  '.join(c.ljust(w) for c, w in zip(row[:4], widths)) + '  ' +
+                     row[4])
+    return '\n'.join(lines) + '\n'
