@@ -5,19 +5,27 @@ Benchmark every zoo architecture with depth_bench: torch (checkpoint) and ONNX b
     python scripts/bench_zoo.py [--archs mobilenetv2_unet ...] \
         [--sizes 224x224 240x320 480x640] [--backends torch onnxruntime tensorrt] \
         [--precisions fp32 fp16] [--cuda-graphs off on] [--iterations 50] \
-        [--peak-tflops FP32 FP16] [--output-dir out/bench_zoo]
+        [--peak-tflops FP32 FP16] [--train-steps 3] [--train-batch 8] \
+        [--reference mobilenetv2_unet] [--output-dir out/bench_zoo]
 
 Each architecture is built with its default arguments and random weights (speed does not
 depend on the weights), saved as a checkpoint for the torch backend and exported to a
 dynamic ONNX for ONNX Runtime / TensorRT, then timed at each size. With ``--peak-tflops``
 (the device's dense peak for fp32 and fp16) each row also shows the share of the peak the
 model reaches: small models at batch 1 are bound by kernel launches and memory traffic,
-far below it. Writes zoo.md and zoo.csv (atomically) to the output folder.
+far below it.
+
+A summary table follows, at 240x320 when that size is timed (else the first size): each
+architecture's parameters, GFLOPs, ONNX Runtime p50 and CPU training images/s (forward +
+backward + AdamW step, batch ``--train-batch``, median of ``--train-steps``; 0 skips it),
+with the latency and training-speed ratios against ``--reference``, all from this one
+run. Writes zoo.md, zoo.csv and summary.csv (atomically) to the output folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -32,6 +40,8 @@ from mono_depth_ros.tools.depth_bench import (BenchConfig, COLUMNS, csv_text,  #
                                               environment_line, markdown_table, parse_size, run)
 
 ONNX_BACKENDS = ('onnxruntime', 'tensorrt')
+SUMMARY_COLUMNS = ('arch', 'size', 'params_m', 'gflops', 'ort_p50_ms', 'latency_ratio',
+                   'train_images_s', 'train_ratio')
 
 
 def prepare(arch: str, folder: str, height: int, width: int) -> Dict[str, str]:
@@ -49,7 +59,42 @@ def prepare(arch: str, folder: str, height: int, width: int) -> Dict[str, str]:
              'onnx': os.path.join(folder, f'{arch}.onnx')}
     save_checkpoint(paths['checkpoint'], model, meta)
     export_model(model, meta, paths['onnx'], dynamic=True, check=False, log=lambda _m: None)
+    paths['params'] = sum(p.numel() for p in model.parameters())
     return paths
+
+
+def train_rate(arch: str, height: int, width: int, batch: int, steps: int) -> float:
+    """Return CPU training images/s (scripts/bench_train_throughput.py's measurement)."""
+    spec = importlib.util.spec_from_file_location(
+        'bench_train_throughput',
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench_train_throughput.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.bench_arch(arch, batch, height, width, steps, 1, 'cpu')['images_per_s']
+
+
+def summarise(rows: List[Dict], params: Dict[str, int], train: Dict[str, float], size: str,
+              reference: str) -> List[Dict]:
+    """Return one summary row per architecture at size, with ratios against reference."""
+    ort = {r['arch']: r for r in rows if r.get('backend') == 'onnxruntime' and
+           r.get('size') == size and r.get('status') == 'ok' and r.get('precision') == 'fp32'
+           and not r.get('cuda_graphs')}
+    out = []
+    for arch, count in params.items():
+        row = {'arch': arch, 'size': size, 'params_m': count / 1e6}
+        if arch in ort:
+            row['gflops'] = ort[arch].get('gflops', '')
+            row['ort_p50_ms'] = ort[arch]['p50_ms']
+        if arch in train:
+            row['train_images_s'] = train[arch]
+        out.append(row)
+    ref = next((r for r in out if r['arch'] == reference), None)
+    for row in out:
+        if ref is not None and row.get('ort_p50_ms') and ref.get('ort_p50_ms'):
+            row['latency_ratio'] = row['ort_p50_ms'] / ref['ort_p50_ms']
+        if ref is not None and row.get('train_images_s') and ref.get('train_images_s'):
+            row['train_ratio'] = row['train_images_s'] / ref['train_images_s']
+    return out
 
 
 def bench_arch(arch: str, paths: Dict[str, str], args, sizes) -> List[Dict]:
@@ -92,6 +137,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime threads')
     parser.add_argument('--peak-tflops', nargs=2, type=float, metavar=('FP32', 'FP16'),
                         help="the device's dense peak TFLOP/s, to show the share reached")
+    parser.add_argument('--train-steps', type=int, default=3,
+                        help='CPU training steps timed per architecture (0 = skip)')
+    parser.add_argument('--train-batch', type=int, default=8)
+    parser.add_argument('--reference', default='mobilenetv2_unet',
+                        help='architecture the summary ratios are taken against')
     parser.add_argument('--output-dir', default=os.path.join('out', 'bench_zoo'))
     args = parser.parse_args(argv)
     args.peak = dict(zip(('fp32', 'fp16'), args.peak_tflops or ()))
@@ -110,17 +160,32 @@ def main(argv=None) -> int:
         return 1
     sizes = [parse_size(s) for s in args.sizes]
     rows: List[Dict] = []
+    params: Dict[str, int] = {}
+    train: Dict[str, float] = {}
+    summary_size = '240x320' if '240x320' in args.sizes else args.sizes[0]
+    sh, sw = parse_size(summary_size)
     with tempfile.TemporaryDirectory(prefix='bench_zoo_') as folder:
         for arch in archs:
             paths = prepare(arch, folder, *sizes[0])
+            params[arch] = paths['params']
             rows.extend(bench_arch(arch, paths, args, sizes))
+            if args.train_steps > 0:
+                train[arch] = train_rate(arch, sh, sw, args.train_batch, args.train_steps)
+                print(f'{arch:20s} training {summary_size} batch {args.train_batch}: '
+                      f'{train[arch]:.2f} images/s', flush=True)
     columns = ['arch'] + list(COLUMNS) + (['peak_share'] if args.peak else [])
+    summary = summarise(rows, params, train, summary_size, args.reference)
     text = (f'# Zoo benchmark\n\n{environment_line()}; {args.iterations} iterations after '
-            f'{args.warmup} warm-up; random weights.\n\n' + markdown_table(rows, columns) + '\n')
+            f'{args.warmup} warm-up; random weights.\n\n' + markdown_table(rows, columns) + '\n'
+            f'\n## Summary at {summary_size} (ratios against {args.reference}; training: CPU, '
+            f'batch {args.train_batch}, median of {args.train_steps} steps)\n\n' +
+            markdown_table(summary, SUMMARY_COLUMNS) + '\n')
     print(text)
     os.makedirs(args.output_dir, exist_ok=True)
     atomic_write_text(os.path.join(args.output_dir, 'zoo.md'), text)
     atomic_write_text(os.path.join(args.output_dir, 'zoo.csv'), csv_text(rows, columns))
+    atomic_write_text(os.path.join(args.output_dir, 'summary.csv'),
+                      csv_text(summary, SUMMARY_COLUMNS))
     return 0 if any(r.get('status') == 'ok' for r in rows) else 1
 
 

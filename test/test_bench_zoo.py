@@ -44,3 +44,29 @@ def test_bench_zoo_rejects_an_unknown_architecture(tmp_path, capsys):
     bench_zoo = _script()
     assert bench_zoo.main(['--archs', 'nope', '--output-dir', str(tmp_path)]) == 1
     assert 'unknown architecture' in capsys.readouterr().err
+
+
+def test_bench_zoo_summary_gives_params_flops_latency_training_and_ratios(tmp_path):
+    bench_zoo = _script()
+    out = tmp_path / 'out'
+    code = bench_zoo.main(['--archs', 'eigen_multiscale', 'squeezenet_unet', '--sizes',
+                           '32x64', '--backends', 'onnxruntime', '--iterations', '2',
+                           '--warmup', '0', '--train-steps', '1', '--train-batch', '2',
+                           '--reference', 'eigen_multiscale', '--output-dir', str(out)])
+    assert code == 0
+    rows = {r['arch']: r for r in csv.DictReader(open(out / 'zoo.csv'))}
+    summary = {r['arch']: r for r in csv.DictReader(open(out / 'summary.csv'))}
+    assert set(summary) == {'eigen_multiscale', 'squeezenet_unet'}
+    from training.networks import build_model
+    for arch, row in summary.items():
+        params = sum(p.numel() for p in build_model(arch).parameters())
+        assert float(row['params_m']) == pytest.approx(params / 1e6, rel=1e-3)
+        assert float(row['gflops']) == pytest.approx(float(rows[arch]['gflops']), rel=1e-3)
+        assert float(row['train_images_s']) > 0
+    ref, other = summary['eigen_multiscale'], summary['squeezenet_unet']
+    assert float(ref['latency_ratio']) == pytest.approx(1.0)
+    assert float(other['latency_ratio']) == pytest.approx(
+        float(other['ort_p50_ms']) / float(ref['ort_p50_ms']), rel=0.01)
+    assert float(other['train_ratio']) == pytest.approx(
+        float(other['train_images_s']) / float(ref['train_images_s']), rel=0.01)
+    assert '## Summary at 32x64' in (out / 'zoo.md').read_text()
