@@ -1,0 +1,702 @@
+"""
+Metric scale for relative depth models, from the robot's own knowledge or sensors (no ROS).
+
+A relative model (``relative_depth``, ``relative_inverse_depth``) gives a *base* map ``b``
+that is depth, or inverse depth, only up to an unknown affine map. A scale source fits that
+map, so that metres are published only when something measured them:
+
+* ``kind == 'depth'``:   depth = scale * b + shift
+* ``kind == 'inverse'``: 1 / depth = scale * b + shift
+
+For a metric model the base is its metric depth (kind ``'depth'``) and a source fits a
+scale only (shift 0): a correction of a model that already has metres.
+
+Sources (each a function returning a :class:`ScaleFit`, plus the shared
+:class:`ScaleEstimator`, which smooths, rejects, holds and reports):
+
+``ground_plane``
+    The floor below a camera at ``camera_height`` (m), pitched down by ``camera_pitch``
+    (rad), is the plane ``n . X = h`` with ``n = (sin(roll) cos(pitch), cos(roll) cos(pitch),
+    sin(pitch))`` in the optical frame. Its inverse depth is *linear in the normalised image
+    coordinates*: ``1 / z = (n . (x, y, 1)) / h``. So the fit is a RANSAC plane
+    ``q = a x + b y + c`` through ``(x, y, q)`` of the decimated lower image part (``q`` the
+    inverse-depth base, or ``1 / b`` for a depth base), and the scale follows in closed form.
+
+    The inverse-depth shift: adding a constant to inverse depth is a projective map that
+    keeps planes planar, so *no* amount of flatness can tell the shift. With the shift
+    unknown (``relative_inverse_depth``) the floor fixes the scale from the slope
+    ``|(a, b)| = cos(pitch) / (h * scale)`` and the shift from the expected pitch:
+    ``shift = sin(pitch) / h - scale * c``; the roll is read from the data (``atan2(a, b)``)
+    and must lie within ``normal_tolerance``. A pitch error ``e`` then shows up as an
+    inverse-depth offset of about ``e * cos(pitch) / h``, so give camera_pitch precisely.
+    With the shift known to be zero (depth bases, or ``fit_shift=False``), the plane's full
+    normal ``(a, b, c) / |(a, b, c)|`` is observed and must lie within ``normal_tolerance``
+    of the expected one, and ``scale = 1 / (h * |(a, b, c)|)`` (in inverse depth).
+``sparse_depth``
+    Samples of a metric depth sensor registered to the camera (an image of any resolution,
+    or optical-frame points): a RANSAC line through (base, depth) pairs with residuals
+    measured as relative depth error, refined by least squares on the inliers, so that a
+    minority of wrong samples (multipath, a LiDAR seeing past an edge) does not pull it.
+``range``
+    One rangefinder distance along the optical axis against the median base in a central
+    window: a scale only (the shift is taken as 0).
+``fixed``
+    The ``scale`` and ``shift`` parameters.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+import math
+from typing import Deque, Dict, Optional, Tuple
+
+from mono_depth_ros.core.intrinsics import Intrinsics
+import numpy as np
+
+SCALE_SOURCES = ('none', 'ground_plane', 'sparse_depth', 'range', 'fixed')
+BASE_KINDS = ('depth', 'inverse')
+
+
+class ScaleError(ValueError):
+    """A scale-source configuration or sample is invalid."""
+
+
+@dataclass
+class ScaleFit:
+    """The outcome of one fit: scale and shift (see the module docstring), or a reason."""
+
+    scale: float = math.nan
+    shift: float = 0.0
+    inliers: int = 0
+    samples: int = 0
+    residual: float = math.nan  # median relative depth error of the inliers
+    reason: str = ''            # empty when the fit succeeded
+
+    @property
+    def ok(self) -> bool:
+        """True when the fit produced a usable scale."""
+        return not self.reason and math.isfinite(self.scale) and self.scale > 0 \
+            and math.isfinite(self.shift)
+
+
+def base_kind(output_mode: str) -> str:
+    """Return the base kind ('depth' or 'inverse') a scale source sees for an output mode."""
+    return 'inverse' if output_mode == 'relative_inverse_depth' else 'depth'
+
+
+def apply_scale(base: np.ndarray, kind: str, scale: float, shift: float) -> np.ndarray:
+    """Return metric depth (float32, NaN where the map gives no positive finite depth)."""
+    b = np.asarray(base, dtype=np.float32)
+    s, t = np.float32(scale), np.float32(shift)
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        if kind == 'inverse':
+            depth = np.float32(1.0) / (b * s + t)
+        else:
+            depth = b * s + t
+    depth[~(depth > 0) | ~np.isfinite(depth)] = np.float32(math.nan)
+    return depth
+
+
+def relative_depth_like(base: np.ndarray, kind: str) -> np.ndarray:
+    """Map a base to depth-like order (larger = farther), unitless, NaN where undefined."""
+    b = np.asarray(base, dtype=np.float32)
+    if kind == 'depth':
+        return np.where(np.isfinite(b), b, np.float32(math.nan))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        out = np.float32(1.0) / b
+    out[~(b > 0)] = np.float32(math.nan)
+    return out
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+# -- ground plane -----------------------------------------------------------------------------
+def ground_samples(base: np.ndarray, intrinsics: Intrinsics, pitch: float, region: float = 0.5,
+                   max_points: int = 1000, seed: int = 0, camera_height: float = 0.0,
+                   max_distance: float = math.inf
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Return normalised coordinates (x, y) and base values of the floor candidates.
+
+    The candidates are the finite pixels of the lower ``region`` fraction of the image that
+    also lie below the expected horizon (and, given ``camera_height``, where a level floor
+    would be nearer than ``max_distance``), on a regular grid (or a random subset, for
+    sparse bases such as projected LiDAR) of at most ``max_points``.
+    """
+    h, w = base.shape
+    if (w, h) != (intrinsics.width, intrinsics.height):
+        raise ScaleError(f'base is {w}x{h} but the intrinsics are for '
+                         f'{intrinsics.width}x{intrinsics.height}')
+    horizon = intrinsics.cy - intrinsics.fy * math.tan(pitch)
+    # A margin below the horizon: near it the floor is far and its inverse depth tiny.
+    top = max(h * (1.0 - region), horizon + 0.05 * h, 0)
+    if camera_height > 0 and math.isfinite(max_distance):
+        # The floor's inverse depth at normalised row y is (cos(p) y + sin(p)) / height.
+        y_far = (camera_height / max_distance - math.sin(pitch)) / math.cos(pitch)
+        top = max(top, intrinsics.cy + intrinsics.fy * y_far)
+    top = int(math.ceil(top))
+    if top >= h:
+        return np.empty(0), np.empty(0), np.empty(0)
+    lower = base[top:]
+    step = max(1, int(math.ceil(math.sqrt(lower.size / max_points))))
+    grid = lower[::step, ::step]
+    rows, cols = np.nonzero(np.isfinite(grid))
+    if rows.size > max_points:
+        pick = _rng(seed).choice(rows.size, max_points, replace=False)
+        rows, cols = rows[pick], cols[pick]
+    elif rows.size < 0.25 * grid.size and rows.size < max_points:
+        # Sparse base: the grid missed most samples, so take every finite pixel instead.
+        rows, cols = np.nonzero(np.isfinite(lower))
+        if rows.size > max_points:
+            pick = _rng(seed).choice(rows.size, max_points, replace=False)
+            rows, cols = rows[pick], cols[pick]
+        step = 1
+    values = (lower[::step, ::step] if step > 1 else lower)[rows, cols]
+    u = cols * step
+    v = rows * step + top
+    x = (u - intrinsics.cx) / intrinsics.fx
+    y = (v - intrinsics.cy) / intrinsics.fy
+    return x.astype(np.float64), y.astype(np.float64), values.astype(np.float64)
+
+
+def _floor_triples(x: np.ndarray, y: np.ndarray, iterations: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """
+    Draw RANSAC triples, most of them local and near the bottom of the image.
+
+    A floor seen over a few rows is a small share of the candidates, so uniform triples
+    rarely land on it alone. The floor is contiguous and lies at the bottom of a ground
+    robot's view: a first point drawn with a weight growing towards the bottom, and two
+    more among its neighbours (NAPSAC), hit it far more often. A quarter stay uniform.
+    """
+    n = x.size
+    uniform = rng.integers(0, n, size=(iterations // 4, 3))
+    k = iterations - uniform.shape[0]
+    weight = (y - y.min() + 1e-3) ** 2
+    first = rng.choice(n, size=k, p=weight / weight.sum())
+    # Two more points from the first point's cell of a coarse 6 x 6 grid over the candidates.
+    span_x = max(float(x.max() - x.min()), 1e-9)
+    span_y = max(float(y.max() - y.min()), 1e-9)
+    cell = (np.minimum(((x - x.min()) / span_x * 6).astype(np.int64), 5) * 6 +
+            np.minimum(((y - y.min()) / span_y * 6).astype(np.int64), 5))
+    order = np.argsort(cell, kind='stable')
+    counts = np.bincount(cell, minlength=36)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    c = cell[first]
+    pick = (rng.random((k, 2)) * counts[c, None]).astype(np.int64)
+    others = order[starts[c, None] + pick]
+    return np.concatenate([uniform, np.column_stack([first, others])], axis=0)
+
+
+def _plane_to_scale(abc: np.ndarray, height: float, pitch: float, fit_shift: bool,
+                    tolerance: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Map inverse-depth planes (K, 3) to (scale, shift, normal (K, 3), valid) in inverse depth.
+
+    ``scale * q + shift`` is metric inverse depth; see the module docstring.
+    """
+    a, b, c = abc[:, 0], abc[:, 1], abc[:, 2]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        if fit_shift:
+            slope = np.hypot(a, b)
+            roll = np.arctan2(a, b)
+            scale = math.cos(pitch) / (height * slope)
+            shift = math.sin(pitch) / height - scale * c
+            normal = np.stack([np.sin(roll) * math.cos(pitch), np.cos(roll) * math.cos(pitch),
+                               np.full_like(roll, math.sin(pitch))], axis=1)
+            valid = (b > 0) & (np.abs(roll) <= tolerance) & (slope > 0)
+        else:
+            norm = np.sqrt(a * a + b * b + c * c)
+            normal = abc / norm[:, None]
+            expected = np.array([0.0, math.cos(pitch), math.sin(pitch)])
+            angle = np.arccos(np.clip(normal @ expected, -1.0, 1.0))
+            scale = 1.0 / (height * norm)
+            shift = np.zeros_like(scale)
+            valid = angle <= tolerance
+    valid &= np.isfinite(scale) & (scale > 0) & np.isfinite(shift)
+    return scale, shift, normal, valid
+
+
+def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera_height: float,
+                     camera_pitch: float = 0.0, fit_shift: Optional[bool] = None,
+                     normal_tolerance: float = math.radians(10.0),
+                     inlier_tolerance: float = 0.02, min_inliers: int = 50,
+                     min_inlier_fraction: float = 0.1, region: float = 0.5,
+                     max_distance: float = 40.0, max_points: int = 1000, iterations: int = 48,
+                     seed: int = 0) -> ScaleFit:
+    """
+    Fit the scale (and shift) that puts the floor at ``camera_height`` below the camera.
+
+    ``fit_shift`` defaults to True for an inverse base (affine-invariant inverse depth) and
+    must be False for a depth base (an affine *depth* shift bends the floor; it is taken as
+    0). The returned scale and shift are in the base's own space (see :func:`apply_scale`).
+    """
+    if not (math.isfinite(camera_height) and camera_height > 0):
+        raise ScaleError(f'camera_height must be positive, got {camera_height}')
+    if fit_shift is None:
+        fit_shift = kind == 'inverse'
+    if fit_shift and kind != 'inverse':
+        raise ScaleError('ground_plane fits a shift only for inverse-depth bases')
+    x, y, values = ground_samples(base, intrinsics, camera_pitch, region, max_points, seed,
+                                  camera_height, max_distance)
+    if kind == 'depth':
+        with np.errstate(divide='ignore'):
+            keep = values > 0
+            x, y, q = x[keep], y[keep], 1.0 / values[keep]
+    else:
+        q = values
+    n = q.size
+    if n < max(3, min_inliers):
+        return ScaleFit(samples=n, reason=f'only {n} floor candidates below the horizon')
+    design = np.stack([x, y, np.ones_like(x)], axis=1)
+    triples = _floor_triples(x, y, iterations, _rng(seed))
+    mats = design[triples]
+    dets = np.linalg.det(mats)
+    good = np.abs(dets) > 1e-12
+    if not good.any():
+        return ScaleFit(samples=n, reason='floor candidates are degenerate')
+    abc = np.linalg.solve(mats[good], q[triples[good]][..., None])[..., 0]
+    scale, shift, normal, valid = _plane_to_scale(abc, camera_height, camera_pitch, fit_shift,
+                                                  normal_tolerance)
+    if not valid.any():
+        return ScaleFit(samples=n, reason='no plane near the expected floor normal')
+    abc, scale, shift, normal = abc[valid], scale[valid], shift[valid], normal[valid]
+    # Residual as relative (inverse) depth error against the hypothesis's own floor.
+    floor_inv = (design @ normal.T) / camera_height              # (N, K) metric 1/z on floor
+    metric_inv = q[:, None] * scale[None] + shift[None]          # (N, K) metric 1/z of data
+    with np.errstate(divide='ignore', invalid='ignore'):
+        rel = np.abs(metric_inv - floor_inv) / floor_inv
+    inl = (floor_inv > 0) & (rel <= inlier_tolerance)
+    best = int(np.argmax(inl.sum(axis=0)))
+    mask = inl[:, best]
+    s_best, t_best, rel_best = float(scale[best]), float(shift[best]), rel[:, best]
+    # Refine on the inliers, weighted so that the residual is relative (w = 1 / q).
+    for _ in range(2):
+        if mask.sum() < 3:
+            break
+        weight = 1.0 / np.maximum(np.abs(q[mask]), 1e-12)
+        sol, *_ = np.linalg.lstsq(design[mask] * weight[:, None], q[mask] * weight, rcond=None)
+        s1, t1, n1, v1 = _plane_to_scale(sol[None], camera_height, camera_pitch, fit_shift,
+                                         normal_tolerance)
+        if not v1[0]:
+            break
+        fl = (design @ n1[0]) / camera_height
+        with np.errstate(divide='ignore', invalid='ignore'):
+            r = np.abs(q * s1[0] + t1[0] - fl) / fl
+        new_mask = (fl > 0) & (r <= inlier_tolerance)
+        if new_mask.sum() < 0.9 * mask.sum():
+            break
+        mask, s_best, t_best, rel_best = new_mask, float(s1[0]), float(t1[0]), r
+    inliers = int(mask.sum())
+    residual = float(np.median(rel_best[mask])) if inliers else math.nan
+    need = max(min_inliers, int(math.ceil(min_inlier_fraction * n)))
+    if inliers < need:
+        return ScaleFit(inliers=inliers, samples=n, residual=residual,
+                        reason=f'floor plane has {inliers} of {n} inliers (< {need})')
+    # With the shift unknown, a surface facing the camera (its inverse depth nearly flat
+    # across the rows) passes for a very distant floor through a huge scale, which puts
+    # everything nearer than it at a few millimetres: refuse such a scale.
+    grid = base[::max(1, base.shape[0] // 32), ::max(1, base.shape[1] // 32)]
+    g = grid[np.isfinite(grid)].astype(np.float64)
+    if kind == 'depth':
+        g = 1.0 / g[g > 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        implied = 1.0 / (g * s_best + t_best)
+    # The floor recedes: its inverse depth must change across its rows by a fair part of
+    # the image's whole inverse-depth range (a wall facing the camera barely changes).
+    floor_q = design[mask] @ np.linalg.lstsq(design[mask], q[mask], rcond=None)[0]
+    spread = float(np.percentile(g, 98) - np.percentile(g, 2)) if g.size else 0.0
+    if not float(np.ptp(floor_q)) > max(0.1 * spread, 1e-6 * float(np.max(np.abs(q)))):
+        return ScaleFit(inliers=inliers, samples=n, residual=residual,
+                        reason='the plane found does not recede like a floor '
+                               '(a surface facing the camera?)')
+    if g.size and np.count_nonzero(~(implied > 0.05 * camera_height)) > 0.05 * g.size:
+        return ScaleFit(inliers=inliers, samples=n, residual=residual,
+                        reason='the floor fit puts much of the image implausibly near '
+                               '(a wall in front, not a floor?)')
+    return _in_base_space(s_best, t_best, kind, inliers, n, residual)
+
+
+def _in_base_space(inv_scale: float, inv_shift: float, kind: str, inliers: int, samples: int,
+                   residual: float) -> ScaleFit:
+    """Turn an inverse-depth fit of q (1 / base for depth bases) into the base's space."""
+    if kind == 'inverse':
+        return ScaleFit(inv_scale, inv_shift, inliers, samples, residual)
+    # 1 / z = inv_scale / b  <=>  z = b / inv_scale (the shift of a depth base is 0 here).
+    return ScaleFit(1.0 / inv_scale, 0.0, inliers, samples, residual)
+
+
+# -- sparse depth -----------------------------------------------------------------------------
+@dataclass
+class SparseSamples:
+    """
+    Metric depth samples registered to the camera.
+
+    Either an image's samples, as normalised pixel coordinates (``u_norm`` in [0, 1) across
+    the width, pixel centres at ``(u + 0.5) / W``), or optical-frame points (``points``,
+    (N, 3) metres), projected with the base's intrinsics at fit time.
+    """
+
+    stamp: float
+    depth: np.ndarray = field(default_factory=lambda: np.empty(0))
+    u_norm: np.ndarray = field(default_factory=lambda: np.empty(0))
+    v_norm: np.ndarray = field(default_factory=lambda: np.empty(0))
+    points: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0]) if self.points is not None else int(self.depth.size)
+
+    @classmethod
+    def from_depth_image(cls, image: np.ndarray, stamp: float,
+                         millimetres: Optional[bool] = None) -> 'SparseSamples':
+        """Take the valid pixels of a sparse depth image (float m or uint16 mm; 0/NaN none)."""
+        img = np.asarray(image)
+        if img.ndim != 2 or img.size == 0:
+            raise ScaleError(f'sparse depth must be a non-empty 2-D image, got {img.shape}')
+        if millimetres is None:
+            millimetres = img.dtype == np.uint16
+        z = img.astype(np.float32)
+        if millimetres:
+            z *= np.float32(0.001)
+        rows, cols = np.nonzero(np.isfinite(z) & (z > 0))
+        h, w = img.shape
+        return cls(stamp=float(stamp), depth=z[rows, cols].astype(np.float64),
+                   u_norm=(cols + 0.5) / w, v_norm=(rows + 0.5) / h)
+
+    @classmethod
+    def from_points(cls, points: np.ndarray, stamp: float) -> 'SparseSamples':
+        """Take optical-frame points (N, 3+) in metres; those not in front are dropped."""
+        p = np.asarray(points, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] < 3:
+            raise ScaleError(f'sparse points must be (N, 3), got {p.shape}')
+        p = p[:, :3]
+        p = p[np.isfinite(p).all(axis=1) & (p[:, 2] > 0)]
+        return cls(stamp=float(stamp), points=p)
+
+    def pairs(self, base: np.ndarray, intrinsics: Optional[Intrinsics] = None
+              ) -> Tuple[np.ndarray, np.ndarray]:
+        """Return (base value, metric depth) at the samples that land on finite base pixels."""
+        h, w = base.shape
+        if self.points is not None:
+            if intrinsics is None:
+                raise ScaleError('sparse points need the intrinsics of the base image')
+            if (w, h) != (intrinsics.width, intrinsics.height):
+                raise ScaleError(f'base is {w}x{h} but the intrinsics are for '
+                                 f'{intrinsics.width}x{intrinsics.height}')
+            p = self.points
+            u = np.rint(p[:, 0] / p[:, 2] * intrinsics.fx + intrinsics.cx)
+            v = np.rint(p[:, 1] / p[:, 2] * intrinsics.fy + intrinsics.cy)
+            z = p[:, 2]
+        else:
+            u = np.floor(self.u_norm * w)
+            v = np.floor(self.v_norm * h)
+            z = self.depth
+        inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        b = base[v[inside].astype(np.int64), u[inside].astype(np.int64)].astype(np.float64)
+        z = z[inside]
+        keep = np.isfinite(b)
+        return b[keep], z[keep]
+
+
+def _weighted_line(b: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                   fit_shift: bool) -> Tuple[float, float]:
+    if fit_shift:
+        a = np.stack([b, np.ones_like(b)], axis=1) * weight[:, None]
+        sol, *_ = np.linalg.lstsq(a, target * weight, rcond=None)
+        return float(sol[0]), float(sol[1])
+    bw = b * weight
+    return float(np.dot(bw, target * weight) / max(np.dot(bw, bw), 1e-300)), 0.0
+
+
+def fit_sparse(base_values: np.ndarray, depth: np.ndarray, kind: str, fit_shift: bool = True,
+               inlier_tolerance: float = 0.05, min_inliers: int = 20, iterations: int = 64,
+               seed: int = 0) -> ScaleFit:
+    """
+    Fit ``depth = s b + t`` (depth base) or ``1 / depth = s b + t`` (inverse base) robustly.
+
+    Residuals are relative depth errors; a sample is an inlier within ``inlier_tolerance``.
+    """
+    b = np.asarray(base_values, dtype=np.float64)
+    z = np.asarray(depth, dtype=np.float64)
+    good = np.isfinite(b) & np.isfinite(z) & (z > 0)
+    b, z = b[good], z[good]
+    n = b.size
+    need = max(2 if fit_shift else 1, min_inliers)
+    if n < need:
+        return ScaleFit(samples=n, reason=f'only {n} sparse samples on the image (< {need})')
+    target = 1.0 / z if kind == 'inverse' else z
+    rng = _rng(seed)
+    if fit_shift:
+        pairs = rng.integers(0, n, size=(iterations, 2))
+        b0, b1 = b[pairs[:, 0]], b[pairs[:, 1]]
+        y0, y1 = target[pairs[:, 0]], target[pairs[:, 1]]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            s = (y1 - y0) / (b1 - b0)
+        t = y0 - s * b0
+    else:
+        pick = rng.integers(0, n, size=iterations)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            s = target[pick] / b[pick]
+        t = np.zeros_like(s)
+    ok = np.isfinite(s) & np.isfinite(t)
+    if kind == 'depth':
+        ok &= s > 0
+    if not ok.any():
+        return ScaleFit(samples=n, reason='sparse samples are degenerate')
+    s, t = s[ok], t[ok]
+    pred = b[:, None] * s[None] + t[None]          # (N, K), in target space
+    # relative depth error, the same for depth and inverse depth to first order
+    rel = np.abs(pred - target[:, None]) / target[:, None]
+    inl = rel <= inlier_tolerance
+    best = int(np.argmax(inl.sum(axis=0)))
+    mask = inl[:, best]
+    scale, shift, rel_best = float(s[best]), float(t[best]), rel[:, best]
+    for _ in range(3):
+        if mask.sum() < need:
+            break
+        # Weight 1 / target makes the least squares minimise the relative error.
+        scale, shift = _weighted_line(b[mask], target[mask], 1.0 / target[mask], fit_shift)
+        rel_best = np.abs(b * scale + shift - target) / target
+        mask = rel_best <= inlier_tolerance
+    inliers = int(mask.sum())
+    residual = float(np.median(rel_best[mask])) if inliers else math.nan
+    if inliers < need:
+        return ScaleFit(inliers=inliers, samples=n, residual=residual,
+                        reason=f'sparse fit has {inliers} inliers (< {need})')
+    if kind == 'inverse' and not scale > 0:
+        return ScaleFit(inliers=inliers, samples=n, residual=residual,
+                        reason='sparse fit inverts the depth order')
+    return ScaleFit(scale, shift, inliers, n, residual)
+
+
+# -- range ------------------------------------------------------------------------------------
+def fit_range(base: np.ndarray, kind: str, range_m: float, window: float = 0.05,
+              min_inliers: int = 10) -> ScaleFit:
+    """
+    Scale the median base of the central ``window`` (fraction of each side) to ``range_m``.
+
+    The rangefinder measures along the optical axis, so the window's depth is compared
+    directly. One distance fixes one number: the shift is 0.
+    """
+    if not (math.isfinite(range_m) and range_m > 0):
+        return ScaleFit(reason=f'range {range_m} is not a positive distance')
+    h, w = base.shape
+    hw, hh = max(1, int(round(w * window / 2))), max(1, int(round(h * window / 2)))
+    cu, cv = w // 2, h // 2
+    patch = np.asarray(base[cv - hh:cv + hh, cu - hw:cu + hw], dtype=np.float64).ravel()
+    patch = patch[np.isfinite(patch)]
+    if kind == 'depth':
+        patch = patch[patch > 0]
+    n = patch.size
+    if n < min_inliers:
+        return ScaleFit(samples=n, reason=f'only {n} valid pixels in the central window')
+    med = float(np.median(patch))
+    if not med > 0:
+        return ScaleFit(samples=n, reason='the central window has no positive base')
+    scale = 1.0 / (range_m * med) if kind == 'inverse' else range_m / med
+    rel = np.abs(patch / med - 1.0)
+    # Inliers: the window pixels within 10% of its median (a flat target in front).
+    inliers = int(np.count_nonzero(rel <= 0.1))
+    residual = float(np.median(rel))
+    if inliers < min_inliers:
+        return ScaleFit(inliers=inliers, samples=n, residual=residual,
+                        reason=f'central window is not one surface ({inliers} inliers)')
+    return ScaleFit(scale, 0.0, inliers, n, residual)
+
+
+# -- the estimator ------------------------------------------------------------------------------
+@dataclass
+class ScaleConfig:
+    """Everything a scale source needs; names follow the node's parameters."""
+
+    source: str = 'none'
+    camera_height: float = 0.0
+    camera_pitch: float = 0.0
+    ground_normal_tolerance: float = math.radians(10.0)
+    scale: float = 1.0
+    shift: float = 0.0
+    sparse_max_age: float = 0.1
+    scale_smoothing: float = 0.0
+    scale_max_jump: float = 0.3
+    scale_hold: float = 1.0
+    scale_min_inliers: int = 30
+    sparse_inlier_tolerance: float = 0.05
+    ground_inlier_tolerance: float = 0.02
+    ground_max_distance: float = 40.0
+    range_window: float = 0.05
+    max_points: int = 1000
+
+    def validate(self) -> None:
+        """Raise ScaleError naming the first bad value."""
+        if self.source not in SCALE_SOURCES:
+            raise ScaleError(f'scale_source {self.source!r} not in {SCALE_SOURCES}')
+        if self.source == 'ground_plane' and not self.camera_height > 0:
+            raise ScaleError('scale_source ground_plane needs camera_height > 0 (metres)')
+        if self.source == 'fixed' and not (math.isfinite(self.scale) and self.scale > 0):
+            raise ScaleError(f'scale_source fixed needs scale > 0, got {self.scale}')
+        if not abs(self.camera_pitch) < math.pi / 2:
+            raise ScaleError(f'camera_pitch must be in (-pi/2, pi/2) rad, got '
+                             f'{self.camera_pitch}')
+        for name in ('sparse_max_age', 'scale_smoothing', 'scale_max_jump', 'scale_hold'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ScaleError(f'{name} must be >= 0, got {value}')
+        for name in ('sparse_inlier_tolerance', 'ground_inlier_tolerance',
+                     'ground_normal_tolerance', 'ground_max_distance'):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ScaleError(f'{name} must be > 0, got {value}')
+        if not 0 < self.range_window <= 1:
+            raise ScaleError(f'range_window must be in (0, 1], got {self.range_window}')
+
+
+class ScaleEstimator:
+    """
+    One scale source with smoothing, rejection, hold and diagnostics.
+
+    Call :meth:`add_sparse` / :meth:`add_range` as sensor messages arrive, then
+    :meth:`update` once per frame with the base; it returns ``(scale, shift)`` to apply, or
+    None when no metric output may be published for this frame.
+    """
+
+    def __init__(self, config: ScaleConfig, kind: str, metric_model: bool = False,
+                 buffer: int = 8):
+        config.validate()
+        if kind not in BASE_KINDS:
+            raise ScaleError(f'base kind {kind!r} not in {BASE_KINDS}')
+        self.config = config
+        self.kind = kind
+        self.metric_model = metric_model
+        self._sparse: Deque[SparseSamples] = deque(maxlen=buffer)
+        self._ranges: Deque[Tuple[float, float]] = deque(maxlen=buffer)
+        self._scale: Optional[float] = None
+        self._shift = 0.0
+        self._last_good: Optional[float] = None
+        self._last_stamp: Optional[float] = None
+        self.last_fit = ScaleFit(reason='no frame yet')
+        self.counts: Dict[str, int] = {'fits': 0, 'rejected_fit': 0, 'rejected_jump': 0,
+                                       'stale_samples': 0, 'expired': 0}
+
+    # -- inputs ---------------------------------------------------------------------------
+    def add_sparse(self, samples: SparseSamples) -> None:
+        """Buffer a sparse depth message (image samples or points)."""
+        self._sparse.append(samples)
+
+    def add_range(self, stamp: float, range_m: float) -> None:
+        """Buffer a rangefinder reading (metres)."""
+        self._ranges.append((float(stamp), float(range_m)))
+
+    def _nearest(self, items, stamp: float, key):
+        best, best_dt = None, math.inf
+        for item in items:
+            dt = abs(key(item) - stamp)
+            if dt < best_dt:
+                best, best_dt = item, dt
+        if best is None:
+            return None
+        if best_dt > self.config.sparse_max_age:
+            self.counts['stale_samples'] += 1
+            return None
+        return best
+
+    # -- per frame ------------------------------------------------------------------------
+    def fit(self, base: np.ndarray, intrinsics: Optional[Intrinsics], stamp: float) -> ScaleFit:
+        """Run the configured source once on this frame (no smoothing, no state)."""
+        c = self.config
+        # A metric model keeps its own zero: its correction is a scale only.
+        fit_shift = not self.metric_model
+        if c.source == 'fixed':
+            return ScaleFit(c.scale, c.shift, 0, 0, 0.0)
+        if c.source == 'ground_plane':
+            if intrinsics is None:
+                return ScaleFit(reason='ground_plane needs the camera intrinsics')
+            return fit_ground_plane(base, self.kind, intrinsics, c.camera_height,
+                                    c.camera_pitch,
+                                    fit_shift=fit_shift and self.kind == 'inverse',
+                                    normal_tolerance=c.ground_normal_tolerance,
+                                    inlier_tolerance=c.ground_inlier_tolerance,
+                                    min_inliers=c.scale_min_inliers,
+                                    max_distance=c.ground_max_distance,
+                                    max_points=c.max_points)
+        if c.source == 'sparse_depth':
+            samples = self._nearest(self._sparse, stamp, lambda s: s.stamp)
+            if samples is None:
+                return ScaleFit(reason=f'no sparse depth within {c.sparse_max_age} s')
+            b, z = samples.pairs(base, intrinsics)
+            return fit_sparse(b, z, self.kind, fit_shift=fit_shift,
+                              inlier_tolerance=c.sparse_inlier_tolerance,
+                              min_inliers=c.scale_min_inliers)
+        if c.source == 'range':
+            reading = self._nearest(self._ranges, stamp, lambda r: r[0])
+            if reading is None:
+                return ScaleFit(reason=f'no range reading within {c.sparse_max_age} s')
+            return fit_range(base, self.kind, reading[1], c.range_window,
+                             min_inliers=min(c.scale_min_inliers, 10))
+        return ScaleFit(reason='scale_source is none')
+
+    def update(self, base: np.ndarray, intrinsics: Optional[Intrinsics],
+               stamp: float) -> Optional[Tuple[float, float]]:
+        """Fit, filter and return the (scale, shift) to apply now, or None (no metres)."""
+        c = self.config
+        if c.source == 'none':
+            return (1.0, 0.0) if self.metric_model else None
+        fit = self.fit(base, intrinsics, stamp)
+        self.last_fit = fit
+        if self._last_good is not None and stamp - self._last_good > c.scale_hold:
+            # The hold ran out: forget the old scale, so a new fit is taken as it is.
+            self._scale = None
+            self._last_good = None
+            self.counts['expired'] += 1
+        if not fit.ok:
+            self.counts['rejected_fit'] += 1
+        elif self._scale is not None and c.scale_max_jump > 0 and c.source != 'fixed' and \
+                abs(math.log(fit.scale / self._scale)) > math.log1p(c.scale_max_jump):
+            self.counts['rejected_jump'] += 1
+            self.last_fit = ScaleFit(fit.scale, fit.shift, fit.inliers, fit.samples,
+                                     fit.residual, reason='jump beyond scale_max_jump')
+        else:
+            self._accept(fit, stamp)
+        self._last_stamp = stamp
+        if self._scale is None:
+            return None
+        return self._scale, self._shift
+
+    def _accept(self, fit: ScaleFit, stamp: float) -> None:
+        self.counts['fits'] += 1
+        c = self.config
+        if self._scale is None or c.scale_smoothing <= 0 or self._last_good is None:
+            self._scale, self._shift = fit.scale, fit.shift
+        else:
+            dt = max(stamp - self._last_good, 0.0)
+            alpha = 1.0 - math.exp(-dt / c.scale_smoothing)
+            # Smooth log-scale: a scale is a ratio, so 2x and 0.5x weigh alike.
+            self._scale = math.exp((1 - alpha) * math.log(self._scale) +
+                                   alpha * math.log(fit.scale))
+            self._shift = (1 - alpha) * self._shift + alpha * fit.shift
+        self._last_good = stamp
+
+    def age(self, now: float) -> float:
+        """Seconds since the last good fit (inf when none)."""
+        return math.inf if self._last_good is None else max(now - self._last_good, 0.0)
+
+    def diagnostics(self, now: Optional[float] = None) -> Dict[str, str]:
+        """Return key/value strings for a DiagnosticStatus."""
+        now = self._last_stamp if now is None else now
+        fit = self.last_fit
+        values = {
+            'scale source': self.config.source,
+            'scale': 'none' if self._scale is None else f'{self._scale:.6g}',
+            'shift': f'{self._shift:.6g}' if self._scale is not None else 'none',
+            'scale inliers': f'{fit.inliers}/{fit.samples}',
+            'scale residual': 'n/a' if not math.isfinite(fit.residual) else
+                              f'{fit.residual:.4f}',
+            'scale fit age (s)': 'never' if now is None or self._last_good is None else
+                                 f'{self.age(now):.3f}',
+            'scale last fit': fit.reason or 'ok',
+        }
+        for key, value in self.counts.items():
+            values[f'scale {key.replace("_", " ")}'] = str(value)
+        return values
