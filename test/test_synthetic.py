@@ -116,3 +116,89 @@ def test_texture_folder(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='no readable images'):
         load_texture_folder(str(tmp_path / 'empty'))
+
+
+# -- robot style: furniture, photo textures, robot cameras, camera response --------------------
+def _photo_folder(tmp_path):
+    import cv2
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        img = (rng.random((80, 120, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f'photo{i}.jpg'), cv2.GaussianBlur(img, (5, 5), 2))
+    return str(tmp_path)
+
+
+def test_robot_style_is_deterministic_finite_and_furnished(tmp_path):
+    folder = _photo_folder(tmp_path)
+    a = SyntheticStream(64, 48, seed=2, frames_per_room=3, style='robot', texture_dir=folder)
+    b = SyntheticStream(64, 48, seed=2, frames_per_room=3, style='robot', texture_dir=folder)
+    fa, fb = a.frame(4), b.frame(4)
+    assert np.array_equal(fa.rgb, fb.rgb) and np.array_equal(fa.depth, fb.depth)
+    assert np.isfinite(fa.depth).all() and fa.depth.min() > 0.0
+    scene = a._scene
+    assert scene.style == 'robot' and len(scene.parts) >= 5
+    assert len(scene.boxes) >= len(scene.parts)
+    # every furniture part lies inside the room
+    for part in scene.parts:
+        assert np.all(part.centre[:2] > -0.01) and np.all(part.centre[:2] < scene.size[:2] + 0.01)
+        assert 0.0 <= part.centre[2] - part.half[2] + 1e-9 and \
+            part.centre[2] + part.half[2] <= scene.size[2]
+    # some materials are cut from the photos (256-texel seamless tiles)
+    assert any(m.texture.shape[0] == 256 for m in scene.materials)
+    with pytest.raises(ValueError, match='style'):
+        SyntheticStream(64, 48, style='fancy')
+
+
+def test_robot_path_keeps_height_and_tilt_and_avoids_furniture():
+    from mono_depth_ros.sim.furniture import inside_any
+    scene = Scene.random(seed=7, style='robot')
+    poses = scene.robot_path(12, seed=1, speed=0.3)
+    heights = [p[2, 3] for p in poses]
+    assert max(heights) - min(heights) < 1e-6 and 0.2 <= heights[0] <= 1.7
+    # the optical axis keeps one pitch (z component of the forward column)
+    tilt = [p[2, 2] for p in poses]
+    assert max(tilt) - min(tilt) < 1e-6 and -0.6 < tilt[0] < 0.1
+    assert not any(inside_any(p[:3, 3], scene.parts, 0.1) for p in poses[1:])
+
+
+def test_table_top_depth_is_exact():
+    from mono_depth_ros.sim.furniture import _to_world, table
+    rng = np.random.default_rng(3)
+    parts, _w = table(rng, against_wall=False)
+    scene = empty_room()
+    for p in _to_world(parts, np.array([3.0, 2.5]), 0.0):
+        scene.boxes.append(Box(p.centre, p.half, p.yaw, 4))
+    top = parts[0]
+    z_top = top.centre[2] + top.half[2]
+    # Looking straight down from 1.5 m at the table centre: depth = 1.5 - top height.
+    frame = scene.render(INTR, look_at([3.0, 2.5 + top.centre[1], 1.5],
+                                       [3.0, 2.5 + top.centre[1], 0.0], up=(1, 0, 0)))
+    assert frame.depth[29:31, 39:41] == pytest.approx(1.5 - z_top, abs=1e-4)
+
+
+def test_photo_texture_is_seamless_and_muted():
+    from mono_depth_ros.sim.photos import photo_texture
+    rng = np.random.default_rng(0)
+    photo = (rng.random((60, 90, 3)) * 255).astype(np.uint8)
+    tex = photo_texture(np.random.default_rng(1), [photo], 64)
+    assert tex.shape == (64, 64, 3) and tex.dtype == np.float32
+    assert 0.0 <= tex.min() and tex.max() <= 1.0
+    # mirrored tiling: the texture wraps without a seam
+    assert np.array_equal(tex[:, 0], tex[:, -1]) and np.array_equal(tex[0], tex[-1])
+
+
+def test_camera_response_exposes_to_target_and_noise_is_seeded():
+    from mono_depth_ros.sim.sensor import CameraResponse
+    rgb = np.full((48, 64, 3), 40, np.uint8)
+    rgb[:, 32:] = 60
+    clean = CameraResponse(exposure=0.5)
+    out = clean.apply(rgb, np.random.default_rng(0))
+    assert abs(np.median(out) / 255.0 - 0.5) < 0.02  # auto exposure on the median
+    noisy = CameraResponse(read_noise=0.02, blur_sigma=2.0, motion_px=6.0, vignetting=0.3)
+    a = noisy.apply(rgb, np.random.default_rng(5))
+    b = noisy.apply(rgb, np.random.default_rng(5))
+    c = noisy.apply(rgb, np.random.default_rng(6))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a[0, 0].mean() < a[24, 16].mean()  # vignetting darkens the corners
+    drawn = CameraResponse.draw(np.random.default_rng(1))
+    assert 0.3 <= drawn.exposure <= 0.55 and drawn.gain > 0

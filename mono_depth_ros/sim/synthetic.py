@@ -7,6 +7,14 @@ so the texture stays put on a surface as the camera moves: consecutive frames ar
 photometrically consistent, as self-supervised training needs. Lighting is ambient plus a
 directional and a point light (Lambert, no shadows).
 
+Two styles. ``classic`` (the default: fast, what the demo and tests use) is the box room
+above. ``robot`` is meant to transfer to real pictures: furniture-like composites
+(``sim.furniture``: tables, chairs, bookshelves with books, cabinets, sofas, doors,
+windows, pictures), real photographs as textures when a folder is given (``sim.photos``),
+painted-looking walls, several lights and a contact-shadow (ambient occlusion) term near
+the room's corners, cameras at a robot's heights and tilts (``Scene.robot_path``), and a
+camera response per room with per-frame sensor noise (``sim.sensor``).
+
 World frame: x, y horizontal, z up, metres. Cameras use the optical convention (x right,
 y down, z forward); ``pose`` is camera-to-world. Rays are built with a unit z component in
 the camera frame, so the hit parameter ``t`` *is* the REP 118 depth (not the ray length).
@@ -20,10 +28,15 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 from mono_depth_ros.core.intrinsics import Intrinsics, preset
+from mono_depth_ros.sim import furniture
+from mono_depth_ros.sim.photos import load_photos, photo_texture
+from mono_depth_ros.sim.sensor import CameraResponse
 import numpy as np
 
 TEX = 128  # texture size in texels (a power of two: wrap with a bit mask)
+PHOTO_TEX = 256  # photo textures keep more detail
 NO_HIT = np.float32(np.inf)
+STYLES = ('classic', 'robot')
 
 
 @dataclass
@@ -39,10 +52,11 @@ class Frame:
 
 @dataclass
 class Material:
-    """A tiled texture and its size in metres."""
+    """A tiled texture (a power-of-two square) and its size in metres."""
 
-    texture: np.ndarray  # (TEX, TEX, 3) float32 in [0, 1]
+    texture: np.ndarray  # (T, T, 3) float32 in [0, 1]
     metres_per_tile: float
+    emissive: bool = False  # lit from behind (a window): lighting does not apply
 
 
 @dataclass
@@ -173,11 +187,27 @@ class Scene:
     light_pos: np.ndarray = field(default_factory=lambda: np.array([1.0, 1.0, 2.5]))
     ambient: float = 0.35
     seed: int = 0
+    # robot style: more lights (position, intensity), corner shading, furniture parts
+    point_lights: List[Tuple[np.ndarray, float]] = field(default_factory=list)
+    directional: float = 0.45
+    occlusion: float = 0.0
+    parts: List[furniture.Placed] = field(default_factory=list)
+    style: str = 'classic'
 
     @classmethod
     def random(cls, seed: int = 0, n_objects: Tuple[int, int] = (4, 9),
-               texture_dir: Optional[str] = None) -> 'Scene':
-        """Generate a random room, deterministic in seed."""
+               texture_dir: Optional[str] = None, style: str = 'classic') -> 'Scene':
+        """
+        Generate a random room, deterministic in seed (see the module docstring for styles).
+
+        ``texture_dir``: a folder of images (``classic``: used as tiles for 70% of the
+        materials), or for ``robot`` one or more photo folders (``os.pathsep`` or comma
+        separated, searched recursively) that real-photo textures are cut from.
+        """
+        if style not in STYLES:
+            raise ValueError(f'style must be one of {STYLES}, got {style!r}')
+        if style == 'robot':
+            return cls._random_robot(seed, texture_dir)
         rng = np.random.default_rng(seed)
         size = np.array([rng.uniform(3.5, 8.0), rng.uniform(3.5, 8.0), rng.uniform(2.4, 3.4)])
         folder = load_texture_folder(texture_dir) if texture_dir else None
@@ -212,6 +242,83 @@ class Scene:
                 r = rng.uniform(0.1, 0.35)
                 scene.cylinders.append(Cylinder(np.array(xy), float(r), 0.0,
                                                 float(rng.uniform(0.4, 2.0)), mat))
+        return scene
+
+    @classmethod
+    def _random_robot(cls, seed: int, texture_dir: Optional[str]) -> 'Scene':
+        rng = np.random.default_rng((seed, 2))
+        size = np.array([rng.uniform(3.0, 9.0), rng.uniform(3.0, 9.0), rng.uniform(2.4, 3.2)])
+        photos = load_photos(texture_dir) if texture_dir else None
+
+        def photo_or(kind: Optional[str], p_photo: float) -> np.ndarray:
+            if photos is not None and rng.random() < p_photo:
+                return photo_texture(rng, photos, PHOTO_TEX)
+            tex = procedural_texture(rng, kind)
+            grey = tex.mean(axis=2, keepdims=True)  # real surfaces are mostly muted
+            return np.clip(grey + rng.uniform(0.2, 0.7) * (tex - grey), 0, 1)
+
+        def plain(lo: float, hi: float, contrast: float) -> np.ndarray:
+            # painted surfaces: one colour with faint mottling
+            base = rng.uniform(lo, hi) * rng.uniform(0.9, 1.1, 3)
+            t = 1.0 + contrast * (_value_noise(rng, 8) + 0.5 * _value_noise(rng, 64) - 0.75)
+            return np.clip(base[None, None] * t[..., None], 0, 1).astype(np.float32)
+
+        floor = photo_or(str(rng.choice(['wood', 'tiles', 'noise'])), 0.5)
+        wall = plain(0.5, 0.95, 0.08) if rng.random() < 0.75 else photo_or(None, 0.5)
+        ceiling = plain(0.8, 0.98, 0.04)
+        materials = [Material(floor, float(rng.uniform(0.6, 2.0))),
+                     Material(wall, float(rng.uniform(1.0, 3.0))),
+                     Material(ceiling, 2.0)]
+        role_material = {}
+        for role in furniture.ROLES:
+            ids = []
+            for _ in range(3 if role == 'item' else 2):
+                if role in ('wood', 'door'):
+                    tex = photo_or('wood', 0.4) if rng.random() < 0.8 else plain(0.2, 0.9, 0.1)
+                elif role == 'fabric':
+                    tex = photo_or('noise', 0.5)
+                elif role == 'metal':
+                    tex = plain(0.1, 0.8, 0.05)
+                elif role == 'frame':
+                    tex = plain(0.6, 0.95, 0.03)
+                elif role == 'accent':
+                    tex = plain(0.15, 0.9, 0.05)
+                else:  # item, window, art: pictures, book spines, the outdoors
+                    tex = photo_or(None, 0.9)
+                if role == 'window':
+                    tex = np.clip(tex * rng.uniform(1.1, 1.6) + rng.uniform(0.1, 0.3), 0, 1)
+                metres = {'item': rng.uniform(0.15, 0.6), 'art': rng.uniform(0.4, 1.2),
+                          'window': rng.uniform(1.0, 2.5)}.get(role, rng.uniform(0.3, 1.5))
+                materials.append(Material(tex.astype(np.float32), float(metres),
+                                          emissive=role == 'window'))
+                ids.append(len(materials) - 1)
+            role_material[role] = ids
+        scene = cls(size=size, materials=materials, room_materials=(0, 1, 2), seed=seed,
+                    style='robot')
+        scene.parts = furniture.furnish(size, rng)
+        for part in scene.parts:
+            options = role_material[part.role]
+            scene.boxes.append(Box(part.centre, part.half, part.yaw,
+                                   options[int(rng.integers(len(options)))]))
+        for _ in range(int(rng.integers(0, 3))):  # bins, pillars, balls on the floor
+            xy = scene._band_point(rng)
+            mat = role_material['accent'][int(rng.integers(2))]
+            if rng.random() < 0.6:
+                r = float(rng.uniform(0.1, 0.3))
+                scene.cylinders.append(Cylinder(xy, r, 0.0, float(rng.uniform(0.3, 1.0)), mat))
+            else:
+                r = float(rng.uniform(0.1, 0.3))
+                scene.spheres.append(Sphere(np.array([xy[0], xy[1], r]), r, mat))
+        scene.light_dir = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), -1.0])
+        scene.light_dir /= np.linalg.norm(scene.light_dir)
+        scene.directional = float(rng.uniform(0.15, 0.6))
+        scene.ambient = float(rng.uniform(0.2, 0.5))
+        scene.occlusion = float(rng.uniform(0.2, 0.5))
+        for _ in range(int(rng.integers(1, 4))):
+            pos = np.array([rng.uniform(0.5, size[0] - 0.5), rng.uniform(0.5, size[1] - 0.5),
+                            size[2] - 0.1])
+            scene.point_lights.append((pos, float(rng.uniform(0.5, 2.0))))
+        scene.light_pos = scene.point_lights[0][0]
         return scene
 
     def _band_point(self, rng: np.random.Generator) -> np.ndarray:
@@ -254,6 +361,60 @@ class Scene:
             if np.linalg.norm(g[:2] - e[:2]) < 0.5:  # keep the view direction well defined
                 g = e + np.array([1.0, 0.0, -0.2])
             poses.append(look_at(e, g))
+        return poses
+
+    def robot_path(self, n_frames: int, seed: int = 0,
+                   speed: float = 0.03) -> List[np.ndarray]:
+        """
+        Return n_frames camera poses as a robot or a hand-held camera would move.
+
+        One camera per path, at a fixed height (a third each: 0.25-0.6 m like a small
+        ground robot, 0.6-1.1 m, 1.1-1.7 m like a person) and a fixed tilt (pitch 20 deg
+        down to 5 deg up, steeper down for high cameras) with a small roll, driving along a
+        smooth curve through the room's free floor and turning towards moving targets.
+        Eyes that would fall inside furniture keep the previous pose.
+        """
+        rng = np.random.default_rng((self.seed, seed, 11))
+        band = rng.random()
+        height = rng.uniform(0.25, 0.6) if band < 1 / 3 else (
+            rng.uniform(0.6, 1.1) if band < 2 / 3 else rng.uniform(1.1, 1.7))
+        height = min(height, self.size[2] - 0.4)
+        pitch = rng.uniform(-0.35, 0.09) - (0.15 * rng.random() if height > 1.1 else 0.0)
+        roll = float(rng.normal(0.0, 0.03))
+        lo, hi = np.array([0.4, 0.4]), self.size[:2] - 0.4
+        n_way = 6
+        eyes = []
+        for _ in range(n_way):
+            for _try in range(20):
+                xy = rng.uniform(lo, hi)
+                if not furniture.inside_any((xy[0], xy[1], height), self.parts, 0.3):
+                    break
+            eyes.append([xy[0], xy[1], height])
+        eyes = np.array(eyes)
+        targets = np.column_stack([rng.uniform(0.0, self.size[0], n_way),
+                                   rng.uniform(0.0, self.size[1], n_way),
+                                   np.full(n_way, height)])
+        t = (rng.uniform(0, n_way) + speed * np.arange(n_frames)) % n_way
+        eye_path = _catmull_rom(eyes, t)
+        target_path = _catmull_rom(targets, t)
+        poses: List[np.ndarray] = []
+        for e, g in zip(eye_path, target_path):
+            e = np.clip(e, [0.25, 0.25, 0.2],
+                        [self.size[0] - 0.25, self.size[1] - 0.25, self.size[2] - 0.2])
+            if poses and furniture.inside_any(e, self.parts, 0.15):
+                poses.append(poses[-1].copy())
+                continue
+            heading = g[:2] - e[:2]
+            if np.linalg.norm(heading) < 0.3:
+                heading = np.array([1.0, 0.0])
+            heading = heading / np.linalg.norm(heading)
+            forward = np.array([heading[0] * np.cos(pitch), heading[1] * np.cos(pitch),
+                                np.sin(pitch)])
+            pose = look_at(e, e + forward)
+            c, s = np.cos(roll), np.sin(roll)
+            x_axis, y_axis = pose[:3, 0].copy(), pose[:3, 1].copy()
+            pose[:3, 0], pose[:3, 1] = c * x_axis + s * y_axis, -s * x_axis + c * y_axis
+            poses.append(pose)
         return poses
 
     # -- rendering ------------------------------------------------------------------------
@@ -426,17 +587,37 @@ class Scene:
         for m in np.unique(mat):
             sel = mat == m
             material = self.materials[int(m)]
-            scale = TEX / material.metres_per_tile
-            iu = (u[sel] * scale).astype(np.int32) & (TEX - 1)
-            iv = (v[sel] * scale).astype(np.int32) & (TEX - 1)
+            size = material.texture.shape[0]
+            scale = size / material.metres_per_tile
+            iu = (u[sel] * scale).astype(np.int32) & (size - 1)
+            iv = (v[sel] * scale).astype(np.int32) & (size - 1)
             colour[sel] = material.texture[iv, iu]
         lam = np.clip(-(self.light_dir.astype(np.float32) @ normal), 0.0, 1.0)
-        to_light = self.light_pos[:, None].astype(np.float32) - p
-        dist2 = np.einsum('ij,ij->j', to_light, to_light)
-        point = np.clip(np.einsum('ij,ij->j', to_light, normal), 0.0, None) / (
-            dist2 * np.sqrt(dist2) + 1e-6)
-        light = self.ambient + 0.45 * lam + 1.2 * point
+        lights = self.point_lights or [(self.light_pos, 1.2)]
+        point = np.zeros(p.shape[1], np.float32)
+        for pos, power in lights:
+            to_light = np.asarray(pos, np.float32)[:, None] - p
+            dist2 = np.einsum('ij,ij->j', to_light, to_light)
+            point += np.float32(power) * np.clip(np.einsum('ij,ij->j', to_light, normal), 0.0,
+                                                 None) / (dist2 * np.sqrt(dist2) + 1e-6)
+        light = self.ambient + np.float32(self.directional) * lam + point
+        if self.occlusion > 0:
+            light = light * self._occlusion(p, obj)
+        emissive = [i for i, mat in enumerate(self.materials) if mat.emissive]
+        if emissive:
+            light = np.where(np.isin(mat, emissive), np.float32(1.0), light)
         return np.clip(colour * light[:, None] * 255.0, 0, 255).astype(np.uint8)
+
+    def _occlusion(self, p, obj):
+        """Darken points near the room's corners and objects near the floor (contact)."""
+        size = self.size.astype(np.float32)
+        dist = np.abs(np.stack([p[0], size[0] - p[0], p[1], size[1] - p[1], p[2],
+                                size[2] - p[2]]))
+        near = np.partition(dist, 1, axis=0)
+        # a room surface is at distance 0 from its own plane: use the next one
+        d = np.where(obj < 4, near[1], near[0])
+        return (1.0 - np.float32(self.occlusion) * np.exp(-d / np.float32(0.25))).astype(
+            np.float32)
 
 
 _RAY_CACHE: dict = {}
@@ -461,12 +642,20 @@ class SyntheticStream:
     Endless (or looping) frames along smooth camera paths through procedural rooms.
 
     A new room is generated every ``frames_per_room`` frames; frames within a room are
-    consecutive views along one smooth path. Deterministic in ``seed``.
+    consecutive views along one smooth path. Deterministic in ``seed``. ``style='robot'``
+    renders furnished rooms seen from robot cameras, through a camera response drawn per
+    room, with sensor noise drawn per frame (``camera_effects`` turns that off).
     """
 
     def __init__(self, width: int = 640, height: int = 480, intrinsics=None, seed: int = 0,
                  frames_per_room: int = 150, speed: float = 0.03,
-                 texture_dir: Optional[str] = None):
+                 texture_dir: Optional[str] = None, style: str = 'classic',
+                 camera_effects: Optional[bool] = None):
+        if style not in STYLES:
+            raise ValueError(f'style must be one of {STYLES}, got {style!r}')
+        self.style = style
+        self.camera_effects = style == 'robot' if camera_effects is None else camera_effects
+        self._response: Optional[CameraResponse] = None
         self.intrinsics = _as_intrinsics(intrinsics, width, height)
         if (self.intrinsics.width, self.intrinsics.height) != (width, height):
             self.intrinsics = self.intrinsics.resize(width, height)
@@ -483,12 +672,19 @@ class SyntheticStream:
         room = index // self.frames_per_room
         if room != self._room:
             self._scene = Scene.random(seed=self.seed * 100003 + room,
-                                       texture_dir=self.texture_dir)
-            self._poses = self._scene.camera_path(self.frames_per_room, seed=room,
-                                                  speed=self.speed)
+                                       texture_dir=self.texture_dir, style=self.style)
+            path = self._scene.robot_path if self.style == 'robot' else \
+                self._scene.camera_path
+            self._poses = path(self.frames_per_room, seed=room, speed=self.speed)
+            self._response = CameraResponse.draw(
+                np.random.default_rng((self.seed, room, 5))) if self.camera_effects else None
             self._room = room
-        return self._scene.render(self.intrinsics, self._poses[index % self.frames_per_room],
-                                  index=index)
+        frame = self._scene.render(self.intrinsics, self._poses[index % self.frames_per_room],
+                                   index=index)
+        if self._response is not None:
+            frame.rgb = self._response.apply(frame.rgb,
+                                             np.random.default_rng((self.seed, index, 6)))
+        return frame
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0

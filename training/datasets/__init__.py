@@ -32,7 +32,8 @@ def _synthetic(data, train, root, split_path, common):
     syn = data['synthetic']
     return SyntheticDataset(syn['train_size'] if train else syn['val_size'],
                             scene_seed=syn['seed'] if train else syn['val_seed'],
-                            frames_per_room=syn['frames_per_room'], **common)
+                            frames_per_room=syn['frames_per_room'], style=syn['style'],
+                            textures=syn['textures'], speed=syn['speed'], **common)
 
 
 def _nyu_mat(data, train, root, split_path, common):

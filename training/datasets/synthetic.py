@@ -22,8 +22,10 @@ class SyntheticDataset(DepthDataset):
     """``size`` frames of the stream for ``scene_seed``, rendered at the resize size."""
 
     def __init__(self, size: int, scene_seed: int = 0, frames_per_room: int = 16,
-                 intrinsics=None, cache_mb: float = 256.0, **kwargs):
+                 intrinsics=None, cache_mb: float = 256.0, style: str = 'classic',
+                 textures: str = '', speed: float = 0.03, **kwargs):
         super().__init__(**kwargs)
+        self.style, self.textures, self.speed = style, textures, float(speed)
         self.size = int(size)
         self.stream_seed = int(scene_seed)
         self.frames_per_room = int(frames_per_room)
@@ -36,7 +38,9 @@ class SyntheticDataset(DepthDataset):
         if self._stream is None:
             w, h = self.resize
             self._stream = SyntheticStream(w, h, intrinsics=self.camera, seed=self.stream_seed,
-                                           frames_per_room=self.frames_per_room)
+                                           frames_per_room=self.frames_per_room,
+                                           style=self.style, texture_dir=self.textures or None,
+                                           speed=self.speed)
         return self._stream
 
     def __len__(self) -> int:
