@@ -1,14 +1,17 @@
-"""sample_camera publishes files and videos with the intrinsics file's CameraInfo."""
+"""sample_camera: file sources, lazy synthetic rendering, start-up time, --help, bad values."""
+
+import subprocess
+import time
 
 import cv2
-from mono_depth_ros.core.intrinsics import Intrinsics, save_camera_info_yaml
+from mono_depth_ros.core.intrinsics import Intrinsics, preset, save_camera_info_yaml
 from mono_depth_ros.ros import messages as ros_io
+from mono_depth_ros.ros.sample_camera import RenderAhead, synthetic_source
+from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 import pytest
-from ros_harness import Harness, Process
+from ros_harness import executable, Harness, Process
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-
-pytestmark = pytest.mark.ros
 
 
 def listen(name, topics):
@@ -18,6 +21,7 @@ def listen(name, topics):
     return harness
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize('kind', ['folder', 'video'])
 def test_file_sources_with_camera_info_yaml(ros, tmp_path, kind):
     frames = []
@@ -68,8 +72,131 @@ def test_file_sources_with_camera_info_yaml(ros, tmp_path, kind):
         assert proc.stop() == 0, proc.output()
 
 
+@pytest.mark.ros
 def test_bad_source_exits_with_a_message(ros, tmp_path):
     proc = Process('sample_camera', ['-p', f'source:={tmp_path / "nothing_here"}'],
                    str(tmp_path))
     assert proc.popen.wait(20) == 1
     assert 'neither synthetic' in proc.output()
+
+
+# -- lazy synthetic rendering (no ROS graph) -----------------------------------------------------
+def _counting_render(delay=0.0):
+    calls = []
+
+    def render(index):
+        calls.append(index)
+        time.sleep(delay)
+        return np.full((2, 3, 3), index, np.uint8), None
+    return render, calls
+
+
+def test_render_ahead_keeps_the_whole_loop_when_it_fits():
+    render, calls = _counting_render()
+    frames = RenderAhead(render, count=5, keep=5)
+    try:
+        seen = []
+        for position in range(12):
+            assert frames.wait_ready(position, 5.0)
+            seen.append(int(frames.take(position)[0][0, 0, 0]))
+        assert seen == [0, 1, 2, 3, 4] * 2 + [0, 1]  # in order, looping
+        assert sorted(calls) == [0, 1, 2, 3, 4]  # every frame rendered exactly once
+    finally:
+        frames.close()
+
+
+def test_render_ahead_renders_only_a_window_when_the_loop_does_not_fit():
+    render, calls = _counting_render()
+    frames = RenderAhead(render, count=1000, keep=10, ahead=3)
+    try:
+        for position in range(6):
+            assert frames.wait_ready(position, 5.0)
+            assert int(frames.take(position)[0][0, 0, 0]) == position
+        time.sleep(0.1)
+        assert calls == sorted(calls) and max(calls) <= 5 + 3  # no pre-rendering of 1000
+        assert len(frames._frames) <= 3
+    finally:
+        frames.close()
+
+
+def test_render_ahead_never_blocks_and_reports_a_render_error():
+    render, _ = _counting_render(delay=0.3)
+    frames = RenderAhead(render, count=4, keep=4)
+    try:
+        t0 = time.monotonic()
+        assert frames.take(0) is None  # not rendered yet: the tick waits, never blocks
+        assert time.monotonic() - t0 < 0.1
+    finally:
+        frames.close()
+
+    def broken(index):
+        raise ValueError('scene exploded')
+    frames = RenderAhead(broken, count=4, keep=4)
+    try:
+        assert frames.wait_ready(0, 5.0)
+        with pytest.raises(RuntimeError, match='scene exploded'):
+            frames.take(0)
+    finally:
+        frames.close()
+
+
+def test_synthetic_source_is_the_deterministic_synthetic_stream():
+    intr = preset('kinect_nyu').resize(64, 48)
+    source = synthetic_source(64, 48, intr, n=4, seed=3)
+    try:
+        reference = SyntheticStream(64, 48, intrinsics=intr, seed=3, frames_per_room=2)
+        for position in (0, 1, 2, 3, 4):
+            assert source.wait_ready(position, 30.0)
+            rgb, depth = source.take(position)
+            expected = reference.frame(position % 4)
+            assert np.array_equal(rgb, expected.rgb)
+            assert np.array_equal(depth, expected.depth, equal_nan=True)
+    finally:
+        source.close()
+
+
+# -- the executable ------------------------------------------------------------------------------
+@pytest.mark.ros
+def test_starts_publishing_640x480_within_seconds_without_pre_rendering(ros, tmp_path):
+    # 100000 frames: rendering them first (about 0.2 s each) would take hours.
+    t0 = time.monotonic()
+    proc = Process('sample_camera', ['-r', '__node:=cam_fast', '-r', 'image:=fast/image',
+                                     '-r', 'camera_info:=fast/camera_info',
+                                     '-p', 'synthetic_frames:=100000', '-p', 'rate_hz:=30.0'],
+                   str(tmp_path), tag='fast')
+    harness = listen('l_fast', [('fast/image', Image), ('fast/camera_info', CameraInfo)])
+    try:
+        harness.wait_for(lambda: harness.received['fast/image'], 20, 'the first image')
+        first = time.monotonic() - t0
+        msg = harness.received['fast/image'][0]
+        assert (msg.width, msg.height) == (640, 480)
+        # About 2 s on an idle machine; rendering first would take hours.
+        assert first < 8.0, f'first image after {first:.1f} s'
+        assert 'rendered in the background' in proc.output()
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0, proc.output()
+
+
+def test_help_prints_the_parameter_table_without_starting(tmp_path):
+    out = subprocess.run([executable('sample_camera'), '--help'], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith('usage: sample_camera')
+    for name in ('source', 'rate_hz', 'synthetic_frames', 'cache_mb', 'reliability'):
+        assert f'\n  {name} ' in out.stdout
+    assert 'publishing' not in out.stdout + out.stderr
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize('args, words', [
+    (['-p', 'transport:=pigeon'], 'transport must be one of'),
+    (['-p', 'rate_hz:=0.0'], 'rate_hz'),
+    (['-p', 'width:=-5'], 'width'),
+])
+def test_bad_parameters_exit_1_with_one_line(ros, tmp_path, args, words):
+    proc = Process('sample_camera', args, str(tmp_path), tag=words.split()[0])
+    assert proc.popen.wait(30) == 1
+    out = proc.output()
+    assert words in out and 'Traceback' not in out, out
+    assert len(out.strip().splitlines()) == 1, out
