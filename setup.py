@@ -41,6 +41,7 @@ setup(
             'sample_camera = mono_depth_ros.ros.sample_camera:main',
             'build_engine = mono_depth_ros.tools.build_engine:main',
             'depth_bench = mono_depth_ros.tools.depth_bench:main',
+            'import_model = mono_depth_ros.tools.import_model:main',
         ],
     },
 )
