@@ -8,6 +8,7 @@ map from the robot's knowledge (camera height and pitch) or sensors alone.
 """
 
 import math
+from types import SimpleNamespace
 
 from mono_depth_ros.core import scale as sc
 from mono_depth_ros.core.intrinsics import preset
@@ -280,8 +281,20 @@ def test_config_is_validated():
         sc.ScaleEstimator(sc.ScaleConfig(source='lidar'), 'inverse')
     with pytest.raises(sc.ScaleError, match='scale_hold'):
         sc.ScaleEstimator(sc.ScaleConfig(source='fixed', scale_hold=-1.0), 'inverse')
-    assert sc.base_kind('relative_inverse_depth') == 'inverse'
+    assert sc.base_kind('relative_inverse_depth') == sc.base_kind('disparity') == 'inverse'
     assert sc.base_kind('relative_depth') == sc.base_kind('metric') == 'depth'
+
+
+def test_frame_adapter_feeds_the_estimator(views):
+    depth = views[(BIG_ROOMS[0], 0.8, 10)]
+    base = oracle(depth, 'inverse', np.random.default_rng(44))
+    est = _estimator('ground_plane', camera_pitch=math.radians(10))
+    sample = SimpleNamespace(native=base, inverse=True, camera=INTR)
+    got = est.for_frame(3.0).fit(sample)
+    assert got is not None and est.age(3.5) == pytest.approx(0.5)
+    assert median_rel_error(sc.apply_scale(base, 'inverse', *got), depth) < 0.03
+    with pytest.raises(sc.ScaleError, match='depth'):
+        est.for_frame(3.1).fit(SimpleNamespace(native=base, inverse=False, camera=INTR))
 
 
 def test_relative_depth_like_order():

@@ -8,8 +8,10 @@ map, so that metres are published only when something measured them:
 * ``kind == 'depth'``:   depth = scale * b + shift
 * ``kind == 'inverse'``: 1 / depth = scale * b + shift
 
-For a metric model the base is its metric depth (kind ``'depth'``) and a source fits a
-scale only (shift 0): a correction of a model that already has metres.
+For a metric model the base is its metric output in the same space (depth, or inverse depth
+for the ``inverse_depth`` and ``disparity`` modes, as the frame pipeline's ``ScaleInput``
+gives it) and a source fits a scale only (shift 0): a correction of a model that already
+has metres.
 
 Sources (each a function returning a :class:`ScaleFit`, plus the shared
 :class:`ScaleEstimator`, which smooths, rejects, holds and reports):
@@ -52,6 +54,7 @@ import math
 from typing import Deque, Dict, Optional, Tuple
 
 from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.model_meta import INVERSE_MODES
 import numpy as np
 
 SCALE_SOURCES = ('none', 'ground_plane', 'sparse_depth', 'range', 'fixed')
@@ -82,7 +85,7 @@ class ScaleFit:
 
 def base_kind(output_mode: str) -> str:
     """Return the base kind ('depth' or 'inverse') a scale source sees for an output mode."""
-    return 'inverse' if output_mode == 'relative_inverse_depth' else 'depth'
+    return 'inverse' if output_mode in INVERSE_MODES else 'depth'
 
 
 def apply_scale(base: np.ndarray, kind: str, scale: float, shift: float) -> np.ndarray:
@@ -678,6 +681,10 @@ class ScaleEstimator:
             self._shift = (1 - alpha) * self._shift + alpha * fit.shift
         self._last_good = stamp
 
+    def for_frame(self, stamp: float) -> '_FrameFit':
+        """Return the frame pipeline's scale source for the frame stamped ``stamp`` (s)."""
+        return _FrameFit(self, stamp)
+
     def age(self, now: float) -> float:
         """Seconds since the last good fit (inf when none)."""
         return math.inf if self._last_good is None else max(now - self._last_good, 0.0)
@@ -700,3 +707,19 @@ class ScaleEstimator:
         for key, value in self.counts.items():
             values[f'scale {key.replace("_", " ")}'] = str(value)
         return values
+
+
+class _FrameFit:
+    """One frame's scale source for FrameProcessor.run(..., scale=...): ``fit(sample)``."""
+
+    def __init__(self, estimator: ScaleEstimator, stamp: float):
+        self.estimator = estimator
+        self.stamp = float(stamp)
+
+    def fit(self, sample) -> Optional[Tuple[float, float]]:
+        """Fit on ``sample.native`` (with ``sample.camera``); None means no metres."""
+        kind = 'inverse' if sample.inverse else 'depth'
+        if kind != self.estimator.kind:
+            raise ScaleError(f'the scale source was set up for a {self.estimator.kind} base, '
+                             f'but the frame gives {kind}')
+        return self.estimator.update(sample.native, sample.camera, self.stamp)
