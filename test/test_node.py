@@ -1,9 +1,19 @@
-"""depth_node across processes over real DDS: topics, geometry, bad input, parameters."""
+"""
+depth_node across processes over real DDS: topics, geometry, bad input, parameters.
 
+One node serves every check here; each check that changes a parameter puts it back, and
+none relies on what ran before it (the CameraInfo buffer holds whatever earlier checks
+sent, so every check sends its own).
+"""
+
+from contextlib import contextmanager
+import math
+import re
 import struct
 
+from mono_depth_ros.core.camera import output_size
 from mono_depth_ros.core.geometry import backproject
-from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.core.intrinsics import Intrinsics, preset
 from mono_depth_ros.core.pointcloud import unpack_cloud
 from mono_depth_ros.ros import messages as ros_io
 import numpy as np
@@ -18,17 +28,21 @@ pytestmark = pytest.mark.ros
 
 H, W = 24, 32
 INTR = Intrinsics(30.0, 28.0, 15.2, 11.7, W, H)
+# The model was trained at INTR's focal, so INTR's depth is not rescaled and a camera with
+# twice the focal length sees everything twice as far.
+FOCAL = math.sqrt(INTR.fx * INTR.fy)
+FQN = '/depth_main'
 
 
-def metric(value):
+def metric(value, factor=1.0):
     """Depth the brightness test model gives for a uniform grey level."""
-    return 4.0 * value / 255.0 + 1.0
+    return (4.0 * value / 255.0 + 1.0) * factor
 
 
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
     path = tmp_path_factory.mktemp('models') / 'brightness.onnx'
-    brightness_model(path, H, W)
+    brightness_model(path, H, W, focal=FOCAL)
     return str(path)
 
 
@@ -49,23 +63,66 @@ def node(ros, model, tmp_path_factory):
     assert proc.stop() == 0, proc.output()
 
 
-def wait_diag(harness, fqn, key, at_least, timeout=10.0):
-    harness.wait_for(lambda: harness.diag(fqn).get(key, 0) >= at_least, timeout,
-                     f'{key} >= {at_least} (have {harness.diag(fqn).get(key)})')
+def wait_diag(harness, key, at_least, timeout=10.0):
+    harness.wait_for(lambda: harness.diag(FQN).get(key, 0) >= at_least, timeout,
+                     f'{key} >= {at_least} (have {harness.diag(FQN).get(key)})')
 
 
-def test_no_camera_info_yet_warns_and_publishes_nothing(node):
-    proc, harness = node
-    harness.send(grey(100), info=False)
-    wait_diag(harness, '/depth_main', 'bad_no_camera_info', 1)
-    assert harness.received['depth'] == []
-    assert 'no CameraInfo received yet' in proc.output()
+def clear(harness):
+    for topic in harness.received:
+        harness.received[topic].clear()
+
+
+def send_until(harness, topics, rgb, intr, timeout=10.0, **kwargs):
+    """Send a frame (again every 0.5 s) until every topic has a message; return the first's."""
+    topics = (topics,) if isinstance(topics, str) else tuple(topics)
+    for topic in topics:
+        harness.received[topic].clear()
+    for _ in range(int(timeout / 0.5)):
+        harness.send(rgb, intr, **kwargs)
+        try:
+            harness.wait_for(lambda: all(harness.received[t] for t in topics), 0.5, topics)
+        except AssertionError:
+            continue
+        return harness.received[topics[0]][-1]
+    raise AssertionError(f'nothing on {topics} within {timeout} s')
+
+
+def _set(harness, **values):
+    client = harness.node.create_client(SetParameters, f'{FQN}/set_parameters')
+    assert client.wait_for_service(timeout_sec=10.0)
+    params = []
+    for name, value in values.items():
+        if isinstance(value, str):
+            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        elif isinstance(value, bool):
+            pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+        elif isinstance(value, int):
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        else:
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        params.append(Parameter(name=name, value=pv))
+    future = client.call_async(SetParameters.Request(parameters=params))
+    harness.wait_for(future.done, 10, 'set_parameters')
+    harness.node.destroy_client(client)
+    return future.result().results
+
+
+@contextmanager
+def configured(harness, restore, **values):
+    """Set parameters (in order) for a block, then set ``restore`` (in order) again."""
+    try:
+        for result in _set(harness, **values):
+            assert result.successful, result.reason
+        yield
+    finally:
+        for result in _set(harness, **restore):
+            assert result.successful, result.reason
 
 
 def test_topics_headers_and_point_geometry(node):
     proc, harness = node
-    for topic in harness.received:
-        harness.received[topic].clear()
+    clear(harness)
     stamp = 1_700_000_000_123_456_789
     harness.send(grey(128), INTR, stamp_ns=stamp, frame_id='cam_optical')
     harness.wait_for(lambda: all(harness.received[t] for t in harness.received), 15,
@@ -96,18 +153,145 @@ def test_topics_headers_and_point_geometry(node):
     assert x0 == pytest.approx((0 - cam.cx) / cam.fx * metric(128), rel=1e-5)
 
 
+def test_rectified_camera_info_p_drives_depth_camera_info_and_the_cloud(node):
+    _, harness = node
+    header = harness.header(harness.now_ns())
+    info = ros_io.camera_info(INTR, header)
+    info.k = [45.0, 0.0, 17.0, 0.0, 44.0, 12.5, 0.0, 0.0, 1.0]  # the raw camera: not used
+    info.d = [0.2, -0.1, 0.0, 0.0, 0.0]
+    harness.received['points'].clear()
+    harness.received['depth/camera_info'].clear()
+    harness.pub_info.publish(info)
+    harness.send_raw(ros_io.rgb_to_image(grey(128), header))
+    harness.wait_for(lambda: harness.received['points'] and
+                     harness.received['depth/camera_info'], 10, 'cloud')
+    out = harness.received['depth/camera_info'][-1]
+    assert list(out.k) == pytest.approx(list(INTR.K.reshape(-1)))  # P, not K
+    assert not any(out.d) and (out.binning_x, out.binning_y) == (0, 0)
+    xyz, _ = unpack_cloud(ros_io.cloud_from_msg(harness.received['points'][-1]))
+    # Decimated pixel (1, 1) is pixel (2, 2): its ray follows P.
+    assert xyz[1, 1, 0] == pytest.approx((2 - INTR.cx) / INTR.fx * metric(128), rel=1e-5)
+    assert xyz[1, 1, 1] == pytest.approx((2 - INTR.cy) / INTR.fy * metric(128), rel=1e-5)
+
+
+def test_focal_rescaling_through_the_node(node):
+    _, harness = node
+    long_lens = Intrinsics(2 * INTR.fx, 2 * INTR.fy, INTR.cx, INTR.cy, W, H)
+    msg = send_until(harness, 'depth', grey(128), long_lens)
+    # sqrt(fx fy / (train_fx train_fy)) = 2 at the model's input size.
+    assert np.allclose(ros_io.depth_from_image(msg), metric(128, 2.0), atol=1e-4)
+
+
+def test_output_scale_below_one_scales_depth_camera_info_and_cloud(node):
+    _, harness = node
+    with configured(harness, dict(output_scale=1.0), output_scale=0.5):
+        clear(harness)
+        harness.send(grey(128), INTR)
+        harness.wait_for(lambda: harness.received['points'] and
+                         harness.received['depth/camera_info'] and harness.received['depth'],
+                         10, 'outputs at half size')
+        depth = ros_io.depth_from_image(harness.received['depth'][-1])
+        info = harness.received['depth/camera_info'][-1]
+        half = INTR.resize(W // 2, H // 2)
+        assert depth.shape == (H // 2, W // 2)
+        assert np.allclose(depth, metric(128), atol=1e-4)  # the focal factor is unchanged
+        assert (info.width, info.height) == (W // 2, H // 2)
+        assert list(info.k) == pytest.approx(list(half.K.reshape(-1)))
+        cloud = harness.received['points'][-1]
+        assert (cloud.width, cloud.height) == (W // 4, H // 4)
+        xyz, _ = unpack_cloud(ros_io.cloud_from_msg(cloud))
+        assert np.allclose(xyz, backproject(depth[::2, ::2].copy(), half.subsample(2)),
+                           atol=1e-5)
+
+
+@pytest.mark.parametrize('mode', ['kinect', 'kitti', 'manual'])
+def test_intrinsics_modes(node, mode):
+    _, harness = node
+    size = (W, H)
+    if mode == 'kinect':
+        expected, values = preset('kinect_nyu').resize(W, H), dict(intrinsics='kinect')
+    elif mode == 'kitti':
+        size = (66, 20)  # KITTI's aspect ratio (1242x375)
+        expected, values = preset('kitti').resize(*size), dict(intrinsics='kitti')
+    else:
+        expected = Intrinsics(40.0, 36.0, 16.0, 12.5, W, H)
+        values = dict(fx=40.0, fy=36.0, cx=16.0, cy=12.5, intrinsics='manual')
+    restore = dict(intrinsics='camera_info', fx=0.0, fy=0.0, cx=0.0, cy=0.0)
+    with configured(harness, restore, **values):
+        # The CameraInfo sent along (another camera) must be ignored.
+        info = send_until(harness, ('depth/camera_info', 'depth'), grey(128, size[1], size[0]),
+                          Intrinsics(99.0, 99.0, 1.0, 1.0, *size))
+        assert (info.width, info.height) == size
+        assert list(info.k) == pytest.approx(list(expected.K.reshape(-1)), rel=1e-9)
+        depth = ros_io.depth_from_image(harness.received['depth'][-1])
+        at_input = expected.resize(W, H)  # the model's input size
+        factor = math.sqrt(at_input.fx * at_input.fy) / FOCAL
+        assert np.allclose(depth, metric(128, factor), atol=1e-4)
+        if mode == 'kitti':
+            # A preset at another aspect is refused, not stretched.
+            before = harness.diag(FQN).get('bad_intrinsics_aspect_mismatch', 0)
+            harness.send(grey(128), INTR)
+            wait_diag(harness, 'bad_intrinsics_aspect_mismatch', before + 1)
+
+
+def test_max_rate_hz_limits_processing(node):
+    _, harness = node
+    with configured(harness, dict(max_rate_hz=0.0), max_rate_hz=2.0):
+        harness.send(grey(100), INTR)
+        harness.spin(0.6)
+        before = harness.diag(FQN)
+        for _ in range(20):  # 10 Hz for 2 s
+            harness.send(grey(100), INTR)
+            harness.spin(0.1)
+        harness.spin(0.5)
+        after = harness.diag(FQN)
+    out = after['frames_out'] - before['frames_out']
+    assert 2 <= out <= 6, (before, after)
+    assert after['rate_limited'] - before['rate_limited'] >= 10
+
+
+def test_points_rgb_and_publish_points_off(node):
+    _, harness = node
+    with configured(harness, dict(points_rgb=True), points_rgb=False):
+        cloud = send_until(harness, 'points', grey(128), INTR)
+        assert [f.name for f in cloud.fields] == ['x', 'y', 'z'] and cloud.point_step == 12
+    with configured(harness, dict(publish_points=True), publish_points=False):
+        harness.send(grey(128), INTR)
+        harness.spin(0.5)
+        clear(harness)
+        before = harness.diag(FQN)['points_computed']
+        send_until(harness, 'depth', grey(128), INTR)
+        harness.spin(0.5)
+        assert harness.received['points'] == []
+        assert harness.diag(FQN)['points_computed'] == before
+
+
+def test_frame_id_override(node):
+    _, harness = node
+    with configured(harness, dict(frame_id=''), frame_id='override_optical'):
+        clear(harness)
+        harness.send(grey(128), INTR, frame_id='camera_optical')
+        harness.wait_for(lambda: all(harness.received[t] for t in harness.received), 10,
+                         'every output topic')
+        for topic, messages in harness.received.items():
+            assert messages[-1].header.frame_id == 'override_optical', topic
+
+
 @pytest.mark.parametrize('case, kind', [
     ('truncated', 'bad_truncated'),
     ('bad_step', 'bad_step'),
     ('unsupported', 'bad_unsupported_encoding'),
+    ('long_encoding', 'bad_unsupported_encoding'),
     ('zero_size', 'bad_zero_size'),
     ('odd_yuv', 'bad_odd_width'),
     ('zero_focal', 'bad_camera_info'),
+    ('tiny_focal', 'bad_camera_info'),
+    ('huge_focal', 'bad_camera_info'),
     ('info_size', 'bad_camera_info_size_mismatch'),
 ])
 def test_bad_input_is_counted_and_the_node_carries_on(node, case, kind):
     proc, harness = node
-    before = harness.diag('/depth_main')
+    before = harness.diag(FQN)
     header = harness.header(harness.now_ns())
     good = ros_io.rgb_to_image(grey(60), header)
     msg = Image(header=header, height=H, width=W, encoding='rgb8', step=3 * W)
@@ -118,107 +302,119 @@ def test_bad_input_is_counted_and_the_node_carries_on(node, case, kind):
         msg.step = W
     elif case == 'unsupported':
         msg.encoding = 'bayer_rggb8'
+    elif case == 'long_encoding':
+        msg.encoding = 'q' * 10_000
     elif case == 'zero_size':
         msg.width, msg.height, msg.data = 0, 0, b''
     elif case == 'odd_yuv':
         msg.encoding, msg.width, msg.step = 'yuv422', W - 1, 2 * (W - 1)
-    if case in ('zero_focal', 'info_size'):
-        info = ros_io.camera_info(INTR, header)
-        if case == 'zero_focal':
-            info.k = [0.0, 0.0, 15.0, 0.0, 0.0, 11.0, 0.0, 0.0, 1.0]
-            info.p = [0.0, 0.0, 15.0, 0.0, 0.0, 0.0, 11.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        else:
+    info = ros_io.camera_info(INTR, header)
+    if case.endswith('focal') or case == 'info_size':
+        if case == 'info_size':
             info.width, info.height = 2 * W, 2 * H
-        harness.pub_info.publish(info)
-        harness.spin(0.2)
-        harness.send_raw(good)
-    else:
-        harness.pub_info.publish(ros_io.camera_info(INTR, header))
-        harness.spin(0.1)
-        harness.send_raw(msg)
-    wait_diag(harness, '/depth_main', kind, before.get(kind, 0) + 1)
-    assert proc.alive()
-    # The next good frame is processed normally.
-    out_before = harness.diag('/depth_main')['frames_out']
-    harness.received['depth'].clear()
-    harness.send(grey(200), INTR)
-    harness.wait_for(lambda: harness.received['depth'], 10, 'a depth image after bad input')
-    assert np.allclose(ros_io.depth_from_image(harness.received['depth'][-1]), metric(200),
-                       atol=1e-4)
-    wait_diag(harness, '/depth_main', 'frames_out', out_before + 1)
-
-
-def test_resolution_change_mid_stream_adapts(node):
-    proc, harness = node
-    harness.received['depth'].clear()
-    big = Intrinsics(60.0, 56.0, 30.9, 23.9, 2 * W, 2 * H)
-    harness.send(grey(90, 2 * H, 2 * W), big)
-    harness.wait_for(lambda: any(m.width == 2 * W for m in harness.received['depth']) and any(
-        m.width == 2 * W for m in harness.received['depth/camera_info']), 10,
-        'depth at the new size')
-    info = [m for m in harness.received['depth/camera_info'] if m.width == 2 * W][-1]
-    assert (info.width, info.height) == (2 * W, 2 * H)
-    assert list(info.k) == pytest.approx(list(big.K.reshape(-1)))
-    harness.send(grey(90), INTR)
-    harness.wait_for(lambda: harness.received['depth'][-1].width == W, 10, 'back to the size')
-    assert 'input resolution changed' in proc.output()
-
-
-def _set(harness, fqn, **values):
-    client = harness.node.create_client(SetParameters, f'{fqn}/set_parameters')
-    assert client.wait_for_service(timeout_sec=10.0)
-    params = []
-    for name, value in values.items():
-        if isinstance(value, str):
-            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        elif isinstance(value, bool):
-            pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-        elif isinstance(value, int):
-            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
         else:
-            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        params.append(Parameter(name=name, value=pv))
-    future = client.call_async(SetParameters.Request(parameters=params))
-    harness.wait_for(future.done, 10, 'set_parameters')
-    harness.node.destroy_client(client)
-    return future.result().results
+            f = {'zero_focal': 0.0, 'tiny_focal': 1e-30, 'huge_focal': 1e30}[case]
+            info.k = [f, 0.0, 15.0, 0.0, f, 11.0, 0.0, 0.0, 1.0]
+            info.p = [f, 0.0, 15.0, 0.0, 0.0, f, 11.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        msg = good
+    harness.received['depth'].clear()
+    harness.pub_info.publish(info)
+    harness.spin(0.1)
+    harness.send_raw(msg)
+    wait_diag(harness, kind, before.get(kind, 0) + 1)
+    harness.spin(0.2)
+    assert harness.received['depth'] == [] and proc.alive()
+    out = proc.output()
+    # The warning names the counter that exists, and input text is cut short.
+    assert f'counted as {kind})' in out
+    assert 'q' * 400 not in out
+    # The next good frame is processed normally.
+    out_before = harness.diag(FQN)['frames_out']
+    msg = send_until(harness, 'depth', grey(200), INTR)
+    assert np.allclose(ros_io.depth_from_image(msg), metric(200), atol=1e-4)
+    wait_diag(harness, 'frames_out', out_before + 1)
+
+
+def test_resolution_changing_stream_pairs_camera_info_by_stamp(node):
+    proc, harness = node
+    big = Intrinsics(60.0, 56.0, 30.9, 23.9, 2 * W, 2 * H)
+    send_until(harness, 'depth', grey(90, 2 * H, 2 * W), big)
+    before = harness.diag(FQN)
+    logged = len(re.findall('input resolution changed', proc.output()))
+    clear(harness)
+    for n in range(24):  # the size changes with every frame for 2.4 s
+        if n % 2:
+            harness.send(grey(90, 2 * H, 2 * W), big)
+        else:
+            harness.send(grey(90), INTR)
+        harness.spin(0.1)
+    harness.spin(0.5)
+    after = harness.diag(FQN)
+    key = 'bad_camera_info_size_mismatch'
+    assert after[key] == before[key], "an image was paired with another size's CameraInfo"
+    assert after['frames_out'] - before['frames_out'] >= 12
+    infos = harness.received['depth/camera_info']
+    for size, intr in (((2 * W, 2 * H), big), ((W, H), INTR)):
+        mine = [m for m in infos if (m.width, m.height) == size]
+        assert mine and list(mine[-1].k) == pytest.approx(list(intr.K.reshape(-1)))
+    # Throttled: at most one line per 2 s, not one per frame.
+    assert len(re.findall('input resolution changed', proc.output())) - logged <= 3
+
+
+def test_large_images_are_capped_with_a_warning_giving_the_sizes(node):
+    proc, harness = node
+    w, h = 3840, 2160
+    big = Intrinsics(3000.0, 3000.0, 1919.5, 1079.5, w, h)
+    mono = np.full((h, w, 3), 128, np.uint8)
+    info = send_until(harness, 'depth/camera_info', mono, big, encoding='mono8', timeout=20)
+    out_w, out_h, capped = output_size(w, h, 1.0, 1280 * 960)
+    assert capped and (info.width, info.height) == (out_w, out_h)
+    assert out_w * out_h <= 1280 * 960
+    assert list(info.k) == pytest.approx(list(big.resize(out_w, out_h).K.reshape(-1)))
+    text = proc.output()
+    assert f'input {w}x{h}' in text and f'publishing {out_w}x{out_h}' in text
+    assert 'max_output_pixels' in text
 
 
 def test_bad_parameters_are_rejected_with_a_reason(node):
     _, harness = node
     # set_parameters applies one parameter at a time: 5 < 10 (the model's max) is fine,
     # then max_depth 2 < min_depth 5 is rejected with a reason.
-    first, second = _set(harness, '/depth_main', min_depth=5.0, max_depth=2.0)
+    first, second = _set(harness, min_depth=5.0, max_depth=2.0)
     assert first.successful
     assert not second.successful and 'min_depth' in second.reason
-    [result] = _set(harness, '/depth_main', min_depth=0.0)
+    [result] = _set(harness, min_depth=0.0)
     assert result.successful
-    [result] = _set(harness, '/depth_main', min_depth=-1.0)
+    [result] = _set(harness, min_depth=-1.0)
     assert not result.successful
-    [result] = _set(harness, '/depth_main', intrinsics='fisheye')
+    [result] = _set(harness, intrinsics='fisheye')
     assert not result.successful and 'intrinsics' in result.reason
-    [result] = _set(harness, '/depth_main', intrinsics='manual')
+    [result] = _set(harness, intrinsics='manual')
     assert not result.successful and 'fx' in result.reason
-    [result] = _set(harness, '/depth_main', model_path='/tmp/other.onnx')
+    [result] = _set(harness, fx=500.0, fy=500.0, intrinsics='manual')[-1:]
+    assert not result.successful and 'cx, cy' in result.reason
+    [result] = _set(harness, resize_mode='squash')
+    assert not result.successful and 'resize_mode' in result.reason
+    [result] = _set(harness, model_path='/tmp/other.onnx')
     assert not result.successful  # read-only: needs a restart
     # A good value is accepted and takes effect: the range now cuts the grey-128 depth.
-    [result] = _set(harness, '/depth_main', max_depth=2.5)
-    assert result.successful
-    harness.received['depth'].clear()
-    harness.send(grey(128), INTR)
-    harness.wait_for(lambda: harness.received['depth'], 10, 'depth after the change')
-    assert np.isnan(ros_io.depth_from_image(harness.received['depth'][-1])).all()
-    [result] = _set(harness, '/depth_main', max_depth=0.0)
-    assert result.successful
+    with configured(harness, dict(max_depth=0.0, fx=0.0, fy=0.0), max_depth=2.5):
+        msg = send_until(harness, 'depth', grey(128), INTR)
+        assert np.isnan(ros_io.depth_from_image(msg)).all()
 
 
-def test_missing_and_corrupt_model_exit_cleanly(ros, tmp_path):
+def test_missing_and_corrupt_model_and_bad_overrides_exit_cleanly(ros, tmp_path, model):
     bad = tmp_path / 'corrupt.onnx'
     bad.write_bytes(b'this is not a protobuf')
-    for path, words in ((tmp_path / 'missing.onnx', 'not found'), (bad, 'cannot load')):
-        proc = Process('depth_node', ['-p', f'model_path:={path}'], str(tmp_path),
-                       tag=path.stem)
+    cases = [(['-p', f'model_path:={tmp_path / "missing.onnx"}'], 'not found'),
+             (['-p', f'model_path:={bad}'], 'cannot load'),
+             (['-p', f'model_path:={model}', '-p', 'cloud_decimation:=99'], 'cloud_decimation'),
+             (['-p', f'model_path:={model}', '-p', 'intrinsics:=manual', '-p', 'fx:=500.0',
+               '-p', 'fy:=500.0'], 'cx, cy'),
+             (['-p', f'model_path:={model}', '-p', 'min_depth:=20.0'], 'min_depth')]
+    for n, (args, words) in enumerate(cases):
+        proc = Process('depth_node', args, str(tmp_path), tag=str(n))
         code = proc.popen.wait(30)
         out = proc.output()
         assert code == 1, out
-        assert words in out and 'Traceback' not in out
+        assert words in out and 'Traceback' not in out and len(out.splitlines()) <= 3, out
