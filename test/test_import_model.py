@@ -218,3 +218,11 @@ def test_restamping_replaces_old_metadata(tmp_path):
     im.import_model(args, out=open(tmp_path / 'log2.txt', 'w'))
     meta = stored_meta(again)
     assert meta.output_mode == 'relative_depth' and meta.max_depth == 10.0
+
+
+def test_bundled_model_says_it_is_metric():
+    # The starter model is trained with metric supervision: the node may publish its metres
+    # without a scale source, and its metadata says so.
+    from pathlib import Path
+    meta = stored_meta(Path(__file__).resolve().parents[1] / 'models' / 'mono_depth.onnx')
+    assert meta.is_metric and meta.output_mode in ('metric', 'inverse_depth', 'disparity')

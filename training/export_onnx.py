@@ -189,7 +189,9 @@ def export_model(model, meta: ModelMeta, output: str, height: Optional[int] = No
         write_metadata(tmp, out_meta)
         log(f'exported {out_meta.arch} ({kind} exporter, opset {opset}): input '
             f'{INPUT_NAME} {input_dtype} NHWC 1x{height if not dynamic else "H"}x'
-            f'{width if not dynamic else "W"}x3, output {OUTPUT_NAME}')
+            f'{width if not dynamic else "W"}x3, output {OUTPUT_NAME} ({out_meta.output_mode}: '
+            + ('metric' if out_meta.is_metric else 'relative, the node needs a scale_source')
+            + ')')
         if check:
             sizes = [(height, width)]
             if dynamic:
