@@ -262,9 +262,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--intrinsics', default='', help='folder: intrinsics file or preset')
     parser.add_argument('--max-depth', type=float, default=None, help='override the cap')
     args = parser.parse_args(argv)
-    evaluate(args.checkpoint, args.dataset, args.data_root, args.split, args.median_scaling,
-             args.crop, args.output_dir, args.num_images, args.depth_scale, args.intrinsics,
-             args.max_depth)
+    from training.cli import fail
+    try:
+        evaluate(args.checkpoint, args.dataset, args.data_root, args.split,
+                 args.median_scaling, args.crop, args.output_dir, args.num_images,
+                 args.depth_scale, args.intrinsics, args.max_depth)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # refused files, bad data
+        return fail('evaluate', exc)
     return 0
 
 

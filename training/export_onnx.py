@@ -238,6 +238,7 @@ def main(argv=None) -> int:
     """Run the export; return 0, or 1 with a message on failure."""
     args = parse_args(argv)
     from training.checkpoint import load_model
+    from training.cli import fail
     try:
         model, meta = load_model(args.checkpoint, map_location='cpu')
         if not isinstance(meta, ModelMeta):
@@ -246,8 +247,7 @@ def main(argv=None) -> int:
                      args.input_dtype, args.opset, args.exporter, not args.no_check,
                      args.atol, args.rtol, args.torchscript)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
-        print(f'export_onnx: error: {exc}', file=sys.stderr)
-        return 1
+        return fail('export_onnx', exc)
     return 0
 
 
