@@ -2,8 +2,9 @@
 
 import dataclasses
 
+import cv2
 from export_helpers import export_tiny, tiny_model
-from mono_depth_ros.core.frame import Postprocessor, Preprocessor
+from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, Preprocessor
 from mono_depth_ros.core.intrinsics import Intrinsics
 from mono_depth_ros.core.model_meta import ModelMeta
 from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -31,20 +32,17 @@ def test_tiny_export_parity_and_metadata(tmp_path):
     assert model.graph.output[0].name == 'depth'
 
 
-def test_metadata_configures_pre_and_postprocessing(tmp_path):
+def test_metadata_configures_the_frame_pipeline(tmp_path):
     path, _ts, meta, model = export_tiny(tmp_path, torchscript=False, height=64, width=96)
     backend = OnnxRuntimeBackend.from_file(path)
     # The export size doubled; the training focal stays what the network learned its pixel
     # scale at, and the camera's focal at the new input size is compared with it.
     assert backend.meta.train_fx == pytest.approx(40.0)
     assert backend.meta.input_height == 64 and backend.meta.input_width == 96
-    rgb = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    pre = Preprocessor(backend.meta)
-    tensor = pre(rgb)
+    rgb = np.random.default_rng(3).integers(0, 256, (128, 192, 3), dtype=np.uint8)
+    tensor = Preprocessor(backend.meta)(rgb)
     assert tensor.shape == backend.input_shape and tensor.dtype == backend.input_dtype
-    raw = backend.infer(tensor)
-    camera = Intrinsics(fx=200.0, fy=205.0, cx=79.5, cy=59.5, width=160, height=120)
-    depth = Postprocessor(backend.meta)(raw, (160, 120), camera)
+    camera = Intrinsics(fx=240.0, fy=246.0, cx=95.5, cy=63.5, width=192, height=128)
     # The same numbers by hand from the torch model: normalise, run, invert, rescale focal.
     x = torch.from_numpy(tensor).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
@@ -54,9 +52,18 @@ def test_metadata_configures_pre_and_postprocessing(tmp_path):
     expected = 1.0 / (9.9 * y + 0.1)
     at_input = camera.resize(96, 64)
     expected *= np.sqrt(at_input.fx * at_input.fy / (40.0 * 41.0))
-    small = Postprocessor(backend.meta)(raw, (96, 64), camera)
-    assert np.allclose(small, expected, rtol=1e-4)
-    assert depth.shape == (120, 160) and np.isfinite(depth).any()
+    assert np.isfinite(expected).all() and expected.std() > 1e-3
+    # At the model's own size (output_scale 0.5) the pipeline returns exactly that map ...
+    small = FrameProcessor(backend.meta, backend, FrameConfig(output_scale=0.5)).run(
+        rgb, camera)
+    assert small.depth.shape == (64, 96) and small.camera == camera.resize(96, 64)
+    assert np.allclose(small.depth, expected, rtol=1e-5, atol=0)
+    # ... and at the camera's size its bilinear upsampling, pixel for pixel.
+    full = FrameProcessor(backend.meta, backend, FrameConfig(depth_upsampling='bilinear')).run(
+        rgb, camera)
+    up = cv2.resize(expected.astype(np.float32), (192, 128), interpolation=cv2.INTER_LINEAR)
+    assert full.depth.shape == (128, 192)
+    assert np.allclose(full.depth, up, rtol=1e-5, atol=0)
 
 
 def test_dynamic_export_runs_at_two_sizes(tmp_path):

@@ -35,15 +35,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mono_depth_ros.core import image_codec
 from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuffer,
                                         manual_camera, output_size, preset_camera)
-from mono_depth_ros.core.colormap import colorize_depth
-from mono_depth_ros.core.frame import NonFiniteOutputError, Postprocessor, Preprocessor
-from mono_depth_ros.core.pointcloud import CloudPacker
+from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, NonFiniteOutputError
 from mono_depth_ros.core.stats import PeriodJudge, Stats
 from mono_depth_ros.inference import BackendError, create_backend
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
 from mono_depth_ros.ros import transport
-import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
@@ -123,7 +120,8 @@ class DepthRuntime:
         self.judge = PeriodJudge()
         self.backend = None
         self.meta = None
-        self.pre = None
+        self.frames: Optional[FrameProcessor] = None
+        self._frame_config: Tuple[Any, Any, Optional[FrameConfig]] = (None, None, None)
         self.model_path = ''
         self.configured = False
         self.active = False
@@ -135,7 +133,6 @@ class DepthRuntime:
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
         self._entities: List[Any] = []
-        self._packer = CloudPacker()
         self._last_processed = 0.0
         self._input_size: Optional[Tuple[int, int]] = None
         self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
@@ -219,7 +216,7 @@ class DepthRuntime:
             return
         if self.backend is not None:
             self.backend.close()
-        self.backend = self.meta = self.pre = None
+        self.backend = self.meta = self.frames = None
         self.configured = False
 
     def shutdown(self) -> None:
@@ -258,7 +255,7 @@ class DepthRuntime:
         except BackendError as exc:
             raise StartupError(str(exc)) from exc
         self.meta = self.backend.meta
-        self.pre = Preprocessor(self.meta)
+        self.frames = FrameProcessor(self.meta, self.backend, log=self.log.info)
 
     def _depth_range(self, cfg) -> Tuple[float, float]:
         return node_params.effective_depth_range(cfg, self.meta.min_depth, self.meta.max_depth)
@@ -420,22 +417,17 @@ class DepthRuntime:
         if camera is None:
             return
         camera = camera.intrinsics
-        tensor = self.pre(rgb)
-        t2 = time.perf_counter()
-        raw = self.backend.infer(tensor)
-        t3 = time.perf_counter()
-        lo, hi = self._depth_range(cfg)
-        out_w, out_h = self._output_size(cfg, w, h)
+        self._output_size(cfg, w, h)  # warns when the size is capped
         try:
-            depth = Postprocessor(self.meta, lo, hi)(raw, (out_w, out_h), camera)
+            result = self.frames.run(rgb, camera, self._config_for(cfg, wanted))
         except NonFiniteOutputError as exc:
             self._bad('model_nonfinite', str(exc))
             return
-        out_camera = camera.resize(out_w, out_h)
-        t4 = time.perf_counter()
-        self.stats.stage('preprocess', t2 - t1)
-        self.stats.stage('inference', t3 - t2)
-        self.stats.stage('postprocess', t4 - t3)
+        for stage in ('preprocess', 'inference', 'postprocess', 'colored', 'cloud'):
+            if stage in result.times:
+                self.stats.stage(stage, result.times[stage])
+        if result.depth is None:
+            return  # a relative model without a scale: nothing metric to publish
 
         header = msg.header
         if cfg['frame_id']:
@@ -443,34 +435,39 @@ class DepthRuntime:
         t_pub = 0.0
         if want_depth:
             tp = time.perf_counter()
-            self.pub_depth.publish(ros_io.depth_to_image(depth, header))
-            self.pub_info.publish(ros_io.camera_info(out_camera, header))
+            self.pub_depth.publish(ros_io.depth_to_image(result.depth, header))
+            self.pub_info.publish(ros_io.camera_info(result.camera, header))
             t_pub += time.perf_counter() - tp
         if want_colored:
-            tc = time.perf_counter()
-            colored = ros_io.rgb_to_image(colorize_depth(depth, lo, hi), header)
-            self.stats.stage('colored', time.perf_counter() - tc)
             tp = time.perf_counter()
-            self.pub_colored.publish(colored)
+            self.pub_colored.publish(ros_io.rgb_to_image(result.colored, header))
             t_pub += time.perf_counter() - tp
             self.stats.count('colored_computed')
         if want_points:
-            tc = time.perf_counter()
-            step = int(cfg['cloud_decimation'])
-            sub = np.ascontiguousarray(depth[::step, ::step])
-            colour = None
-            if cfg['points_rgb']:
-                small = rgb if (out_w, out_h) == (w, h) else cv2_resize(rgb, (out_w, out_h))
-                colour = small[::step, ::step]
-            cloud = self._packer.pack(sub, out_camera.subsample(step), colour, lo, hi)
-            msg_cloud = ros_io.cloud_to_msg(cloud, header)
-            self.stats.stage('cloud', time.perf_counter() - tc)
             tp = time.perf_counter()
-            self.pub_points.publish(msg_cloud)
+            self.pub_points.publish(ros_io.cloud_to_msg(result.cloud, header))
             t_pub += time.perf_counter() - tp
             self.stats.count('points_computed')
         self.stats.stage('publish', t_pub)
         self.stats.frame_out(self._latency(header), time.perf_counter() - t0)
+
+    def _config_for(self, cfg, wanted) -> FrameConfig:
+        """Return the FrameConfig of a parameter snapshot (cached while it is current)."""
+        last_cfg, last_wanted, config = self._frame_config
+        if last_cfg is cfg and last_wanted == wanted:
+            return config
+        _depth, colored, points = wanted
+        config = FrameConfig(
+            min_depth=float(cfg['min_depth']), max_depth=float(cfg['max_depth']),
+            output_scale=float(cfg['output_scale']),
+            max_output_pixels=int(cfg['max_output_pixels']),
+            resize_mode=str(cfg['resize_mode']),
+            depth_upsampling=str(cfg['depth_upsampling']),
+            edge_threshold=float(cfg['edge_threshold']),
+            cloud_decimation=int(cfg['cloud_decimation']), points_rgb=bool(cfg['points_rgb']),
+            want_colored=bool(colored), want_points=bool(points))
+        self._frame_config = (cfg, wanted, config)
+        return config
 
     def _latency(self, header) -> Optional[float]:
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
@@ -522,12 +519,6 @@ class DepthNode(Node):
     def stop(self) -> None:
         """Stop the worker, destroy the topics and release the backend."""
         self.runtime.shutdown()
-
-
-def cv2_resize(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """Resize RGB for the cloud colours (area averaging when shrinking)."""
-    import cv2
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def wants_help(argv: Sequence[str]) -> bool:

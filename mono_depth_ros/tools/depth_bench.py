@@ -403,40 +403,46 @@ def pipeline_frames(count: int, shared_data: Optional[str] = None):
     return frames
 
 
-def run_pipeline_bench(backend, frames, repeats: int = 1) -> List[Dict]:
-    """Time each per-frame stage of the node; return one row per stage (+ total)."""
+def run_pipeline_bench(backend, frames, repeats: int = 1, config=None,
+                       results: Optional[list] = None) -> List[Dict]:
+    """
+    Time each per-frame stage of the node's path; return one row per stage (+ total).
+
+    The frames go through :class:`~mono_depth_ros.core.frame.FrameProcessor`, what the
+    node runs, with its defaults (``config``: depth and the decimated xyzrgb cloud), after
+    a raw rgb8 decode; ``serialise`` is making the message payloads (depth and cloud
+    bytes). ``results`` collects each FrameResult when given.
+    """
+    from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
     from mono_depth_ros.core.image_codec import decode_image, encode_depth, encode_image
-    from mono_depth_ros.core.frame import Postprocessor, Preprocessor
-    from mono_depth_ros.core.pointcloud import CloudPacker
-    pre = Preprocessor(backend.meta)
-    post = Postprocessor(backend.meta)
-    packer = CloudPacker()
+    config = config or FrameConfig(want_points=True)
+    processor = FrameProcessor(backend.meta, backend, config)
     times = {stage: [] for stage in STAGES}
     totals = []
     encoded = [(encode_image(rgb, 'rgb8'), rgb.shape, camera) for rgb, camera, _ in frames]
-    backend.infer(pre(frames[0][0]))  # warm-up outside the clock
+    processor.run(frames[0][0], frames[0][1])  # warm-up outside the clock
     for _ in range(max(1, repeats)):
         for (step, data), shape, camera in encoded:
             h, w = shape[:2]
             t0 = time.perf_counter()
             rgb = decode_image('rgb8', w, h, step, data)
             t1 = time.perf_counter()
-            tensor = pre(rgb)
+            result = processor.run(rgb, camera)
             t2 = time.perf_counter()
-            raw = backend.infer(tensor)
+            payloads = []
+            if result.depth is not None:
+                payloads.append(encode_depth(result.depth, '32FC1')[1])
+            if result.cloud is not None:
+                payloads.append(bytes(result.cloud.data))
             t3 = time.perf_counter()
-            depth = post(raw, (w, h), camera)
-            t4 = time.perf_counter()
-            cloud = packer.pack(depth, camera, rgb)
-            t5 = time.perf_counter()
-            _step, depth_bytes = encode_depth(depth, '32FC1')
-            payload = bytes(cloud.data)
-            t6 = time.perf_counter()
-            if not depth_bytes or not payload:
+            if not payloads or not all(payloads):
                 raise BenchError('the pipeline produced an empty message')
-            for stage, a, b in zip(STAGES, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6)):
-                times[stage].append(b - a)
-            totals.append(t6 - t0)
+            stage_times = dict(result.times, decode=t1 - t0, serialise=t3 - t2)
+            for stage in STAGES:
+                times[stage].append(stage_times.get(stage, 0.0))
+            totals.append(t3 - t0)
+            if results is not None:
+                results.append(result)
     total_p50 = percentile_ms(totals, 50)
     rows = [{'stage': stage, 'p50_ms': percentile_ms(times[stage], 50),
              'p95_ms': percentile_ms(times[stage], 95),

@@ -185,7 +185,7 @@ def test_overfits_four_synthetic_pairs(tmp_path):
 
 
 def test_smoke_config_trains_evaluates_exports_and_runs_in_the_pipeline(tmp_path):
-    from mono_depth_ros.core.frame import Postprocessor, Preprocessor
+    from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
     from mono_depth_ros.inference.base import create_backend
     from mono_depth_ros.sim.synthetic import SyntheticStream
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -212,7 +212,7 @@ def test_smoke_config_trains_evaluates_exports_and_runs_in_the_pipeline(tmp_path
     backend = create_backend('onnxruntime', onnx_path)
     assert backend.meta.arch == 'yolov8n'
     stream = SyntheticStream(160, 120, seed=5)
-    raw = backend.infer(Preprocessor(backend.meta)(stream.frame(0).rgb))
-    depth = Postprocessor(backend.meta)(raw, (160, 120), stream.intrinsics)
+    processor = FrameProcessor(backend.meta, backend, FrameConfig(depth_upsampling='bilinear'))
+    depth = processor.run(stream.frame(0).rgb, stream.intrinsics).depth
     assert depth.shape == (120, 160) and depth.dtype == np.float32
     assert np.isfinite(depth).mean() > 0.9
