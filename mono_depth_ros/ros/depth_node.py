@@ -48,14 +48,6 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 BUNDLED_MODEL = 'mono_depth.onnx'
-DECODE_ERRORS = {
-    image_codec.UnsupportedEncodingError: 'unsupported_encoding',
-    image_codec.ZeroSizeError: 'zero_size',
-    image_codec.BadStepError: 'bad_step',
-    image_codec.TruncatedBufferError: 'truncated',
-    image_codec.OddWidthError: 'odd_width',
-    image_codec.CorruptImageError: 'corrupt_image',
-}
 WARN_PERIOD_S = 2.0
 LOG_TEXT_LIMIT = 300  # characters of any input-derived text (an encoding name) in a log line
 # How long the worker waits for the CameraInfo of an image that arrived before it.
@@ -399,12 +391,14 @@ class DepthRuntime:
         t0 = time.perf_counter()
         want_depth, want_colored, want_points = wanted
         try:
+            # The declared size is checked before decoding (decompression bombs).
+            limit = int(cfg['max_input_pixels'])
             if isinstance(msg, CompressedImage):
-                rgb = ros_io.compressed_to_rgb(msg)
+                rgb = ros_io.compressed_to_rgb(msg, limit)
             else:
-                rgb = ros_io.image_to_rgb(msg)
+                rgb = ros_io.image_to_rgb(msg, limit)
         except image_codec.ImageDecodeError as exc:
-            self._bad(DECODE_ERRORS.get(type(exc), 'corrupt_image'), str(exc))
+            self._bad(exc.counter, str(exc))  # each decode error class names its counter
             return
         h, w = rgb.shape[:2]
         t1 = time.perf_counter()
