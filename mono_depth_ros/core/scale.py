@@ -229,7 +229,7 @@ def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera
                      inlier_tolerance: float = 0.02, min_inliers: int = 50,
                      min_inlier_fraction: float = 0.1, region: float = 0.5,
                      max_distance: float = 40.0, max_points: int = 1000, iterations: int = 48,
-                     seed: int = 0) -> ScaleFit:
+                     score_points: int = 400, seed: int = 0) -> ScaleFit:
     """
     Fit the scale (and shift) that puts the floor at ``camera_height`` below the camera.
 
@@ -267,15 +267,20 @@ def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera
     if not valid.any():
         return ScaleFit(samples=n, reason='no plane near the expected floor normal')
     abc, scale, shift, normal = abc[valid], scale[valid], shift[valid], normal[valid]
+    # Rank the hypotheses on an evenly strided subset (the candidates are a grid or a random
+    # draw already): the inlier count ranks them as well, at a fraction of the cost.
+    sub = slice(None, None, max(1, n // score_points))
     # Residual as relative (inverse) depth error against the hypothesis's own floor.
-    floor_inv = (design @ normal.T) / camera_height              # (N, K) metric 1/z on floor
-    metric_inv = q[:, None] * scale[None] + shift[None]          # (N, K) metric 1/z of data
+    floor_inv = (design[sub] @ normal.T) / camera_height         # (N', K) metric 1/z on floor
+    metric_inv = q[sub, None] * scale[None] + shift[None]        # (N', K) metric 1/z of data
     with np.errstate(divide='ignore', invalid='ignore'):
-        rel = np.abs(metric_inv - floor_inv) / floor_inv
-    inl = (floor_inv > 0) & (rel <= inlier_tolerance)
+        inl = (floor_inv > 0) & (np.abs(metric_inv - floor_inv) <= inlier_tolerance * floor_inv)
     best = int(np.argmax(inl.sum(axis=0)))
-    mask = inl[:, best]
-    s_best, t_best, rel_best = float(scale[best]), float(shift[best]), rel[:, best]
+    s_best, t_best, abc_best = float(scale[best]), float(shift[best]), abc[best]
+    fl = (design @ normal[best]) / camera_height
+    with np.errstate(divide='ignore', invalid='ignore'):
+        rel_best = np.abs(q * s_best + t_best - fl) / fl
+    mask = (fl > 0) & (rel_best <= inlier_tolerance)
     # Refine on the inliers, weighted so that the residual is relative (w = 1 / q).
     for _ in range(2):
         if mask.sum() < 3:
@@ -292,7 +297,7 @@ def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera
         new_mask = (fl > 0) & (r <= inlier_tolerance)
         if new_mask.sum() < 0.9 * mask.sum():
             break
-        mask, s_best, t_best, rel_best = new_mask, float(s1[0]), float(t1[0]), r
+        mask, s_best, t_best, rel_best, abc_best = new_mask, float(s1[0]), float(t1[0]), r, sol
     inliers = int(mask.sum())
     residual = float(np.median(rel_best[mask])) if inliers else math.nan
     need = max(min_inliers, int(math.ceil(min_inlier_fraction * n)))
@@ -310,8 +315,8 @@ def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera
         implied = 1.0 / (g * s_best + t_best)
     # The floor recedes: its inverse depth must change across its rows by a fair part of
     # the image's whole inverse-depth range (a wall facing the camera barely changes).
-    floor_q = design[mask] @ np.linalg.lstsq(design[mask], q[mask], rcond=None)[0]
-    spread = float(np.percentile(g, 98) - np.percentile(g, 2)) if g.size else 0.0
+    floor_q = design[mask] @ abc_best
+    spread = float(np.subtract(*np.percentile(g, [98, 2]))) if g.size else 0.0
     if not float(np.ptp(floor_q)) > max(0.1 * spread, 1e-6 * float(np.max(np.abs(q)))):
         return ScaleFit(inliers=inliers, samples=n, residual=residual,
                         reason='the plane found does not recede like a floor '
@@ -361,13 +366,17 @@ class SparseSamples:
             raise ScaleError(f'sparse depth must be a non-empty 2-D image, got {img.shape}')
         if millimetres is None:
             millimetres = img.dtype == np.uint16
-        z = img.astype(np.float32)
+        # One pass over the image (NaN > 0 is False), conversions on the samples only.
+        rows, cols = np.nonzero(img > 0)
+        z = img[rows, cols].astype(np.float64)
         if millimetres:
-            z *= np.float32(0.001)
-        rows, cols = np.nonzero(np.isfinite(z) & (z > 0))
+            z *= 0.001
+        finite = np.isfinite(z)
+        if not finite.all():
+            rows, cols, z = rows[finite], cols[finite], z[finite]
         h, w = img.shape
-        return cls(stamp=float(stamp), depth=z[rows, cols].astype(np.float64),
-                   u_norm=(cols + 0.5) / w, v_norm=(rows + 0.5) / h)
+        return cls(stamp=float(stamp), depth=z, u_norm=(cols + 0.5) / w,
+                   v_norm=(rows + 0.5) / h)
 
     @classmethod
     def from_points(cls, points: np.ndarray, stamp: float) -> 'SparseSamples':
@@ -415,8 +424,8 @@ def _weighted_line(b: np.ndarray, target: np.ndarray, weight: np.ndarray,
 
 
 def fit_sparse(base_values: np.ndarray, depth: np.ndarray, kind: str, fit_shift: bool = True,
-               inlier_tolerance: float = 0.05, min_inliers: int = 20, iterations: int = 64,
-               seed: int = 0) -> ScaleFit:
+               inlier_tolerance: float = 0.05, min_inliers: int = 20, iterations: int = 32,
+               score_points: int = 500, seed: int = 0) -> ScaleFit:
     """
     Fit ``depth = s b + t`` (depth base) or ``1 / depth = s b + t`` (inverse base) robustly.
 
@@ -450,13 +459,16 @@ def fit_sparse(base_values: np.ndarray, depth: np.ndarray, kind: str, fit_shift:
     if not ok.any():
         return ScaleFit(samples=n, reason='sparse samples are degenerate')
     s, t = s[ok], t[ok]
-    pred = b[:, None] * s[None] + t[None]          # (N, K), in target space
+    # Score the hypotheses on at most score_points samples: the count ranks them as well,
+    # and the refinement below uses every sample.
+    score = rng.choice(n, score_points, replace=False) if n > score_points else slice(None)
+    bs, ts = b[score], target[score]
     # relative depth error, the same for depth and inverse depth to first order
-    rel = np.abs(pred - target[:, None]) / target[:, None]
-    inl = rel <= inlier_tolerance
-    best = int(np.argmax(inl.sum(axis=0)))
-    mask = inl[:, best]
-    scale, shift, rel_best = float(s[best]), float(t[best]), rel[:, best]
+    rel = np.abs(bs[:, None] * s[None] + t[None] - ts[:, None]) / ts[:, None]
+    best = int(np.argmax((rel <= inlier_tolerance).sum(axis=0)))
+    scale, shift = float(s[best]), float(t[best])
+    rel_best = np.abs(b * scale + shift - target) / target
+    mask = rel_best <= inlier_tolerance
     for _ in range(3):
         if mask.sum() < need:
             break
