@@ -34,10 +34,12 @@ setup(
     maintainer_email='maintainers@mono-depth-ros.dev',
     description='Metric depth and point clouds from one RGB camera with a CNN depth model.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test runs pytest when it is a test extra (tests_require is gone from setuptools).
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'depth_node = mono_depth_ros.ros.depth_node:main',
+            'depth_node_managed = mono_depth_ros.ros.managed_node:main',
             'sample_camera = mono_depth_ros.ros.sample_camera:main',
             'build_engine = mono_depth_ros.tools.build_engine:main',
             'depth_bench = mono_depth_ros.tools.depth_bench:main',

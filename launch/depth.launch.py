@@ -1,88 +1,128 @@
 """
-Launch depth_node (and optionally a sample camera and RViz).
+Launch depth_node (or depth_node_managed), optionally with a sample camera and RViz.
 
     ros2 launch mono_depth_ros depth.launch.py image_topic:=/camera/image_raw \
         camera_info_topic:=/camera/camera_info
+
+Parameters, lowest precedence first: config/depth.yaml (the defaults), the user's
+``params_file``, then only the node arguments the user gave on the command line
+(``model_path``, ``backend``, ``intrinsics``; empty = not given). A value in the user's
+params file is never overridden by an argument the user did not give.
+
+``rviz:=true`` starts RViz when rviz2 is installed; without it the launch logs an error that
+says so and carries on without RViz (RViz is a viewer; the node keeps running). An RViz that
+exits (no display) does not stop the node either.
 
 Large images over Fast DDS: Fast DDS's default shared-memory segment (512 KiB) drops nearly
 every best-effort sample larger than itself, a 640x480 rgb8 image or a point cloud, between
 processes on one machine, with the default transports and with LARGE_DATA alike
 (scripts/bench_transport.py). ``dds_profile:=default`` points the processes started here at
-config/fastdds_large_shm.xml (a 16 MiB segment); export the same profile for your camera
-driver too (FASTDDS_DEFAULT_PROFILES_FILE, or FASTRTPS_DEFAULT_PROFILES_FILE on Humble).
+config/fastdds_large_shm.xml (a 16 MiB segment); ``none`` at config/fastdds_defaults.xml, a
+profile that changes nothing, so that Fast DDS keeps its built-in defaults (the node would
+otherwise apply the large profile itself); any other value is the path of your own profile.
+Export the same profile for your camera driver too (FASTDDS_DEFAULT_PROFILES_FILE, or
+FASTRTPS_DEFAULT_PROFILES_FILE on Humble).
 """
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+import launch
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import SetEnvironmentVariable
 from launch_ros.actions import Node
 
+PACKAGE = 'mono_depth_ros'
 ARGUMENTS = [
     ('image_topic', '/camera/image_raw', 'input image topic (sensor_msgs/Image); for '
      'input_transport compressed, <image_topic>/compressed is used'),
     ('camera_info_topic', '/camera/camera_info', 'CameraInfo topic of the input camera'),
-    ('model_path', '', 'ONNX model, TensorRT engine or checkpoint; empty = the bundled model'),
-    ('backend', 'auto', 'inference backend: auto, tensorrt, onnxruntime or torch'),
-    ('intrinsics', 'camera_info', 'camera_info, kinect, kitti or manual (fx fy cx cy in '
-     'the params file)'),
-    ('params_file', '', 'YAML parameters for depth_node; empty = config/depth.yaml'),
+    ('model_path', '', 'ONNX model, TensorRT engine or checkpoint; empty = the params file '
+     'value (default: the bundled model)'),
+    ('backend', '', 'inference backend: auto, tensorrt, onnxruntime or torch; empty = the '
+     'params file value (default: auto)'),
+    ('intrinsics', '', 'camera_info, kinect, kitti or manual (fx fy cx cy in the params '
+     'file); empty = the params file value (default: camera_info)'),
+    ('params_file', '', 'YAML parameters for the node, applied over config/depth.yaml; '
+     'empty = config/depth.yaml only'),
     ('namespace', '', 'namespace of the node and its topics (one per camera)'),
     ('use_sample_camera', 'false', 'also start sample_camera with synthetic rooms'),
-    ('rviz', 'false', 'also start RViz with config/depth.rviz'),
+    ('rviz', 'false', 'also start RViz with config/depth.rviz (skipped with an error '
+     'message when rviz2 is not installed)'),
+    ('managed', 'false', 'start depth_node_managed (a lifecycle node; its autostart '
+     'parameter, default true, takes it to active by itself) instead of depth_node'),
     ('dds_profile', 'default', 'Fast DDS XML profile for the processes started here: default '
      '= config/fastdds_large_shm.xml (16 MiB shared memory for large images and clouds), a '
      'path to your own, or none to keep the Fast DDS defaults'),
 ]
+# Arguments that are node parameters: passed on only when the user gave them.
+NODE_ARGUMENTS = ('model_path', 'backend', 'intrinsics')
+TRUE = ('true', '1', 'yes', 'on')
+
+
+def fastdds_profile(choice: str, share: str) -> str:
+    """Return the profile file for a dds_profile value."""
+    if choice == 'default':
+        return os.path.join(share, 'config', 'fastdds_large_shm.xml')
+    if choice == 'none':
+        return os.path.join(share, 'config', 'fastdds_defaults.xml')
+    return os.path.expanduser(choice)
+
+
+def installed(package: str) -> bool:
+    try:
+        get_package_prefix(package)
+    except (LookupError, ValueError):
+        return False
+    return True
+
+
+def launch_setup(context):
+    log = launch.logging.get_logger('launch')
+    share = get_package_share_directory(PACKAGE)
+    arg = {name: context.launch_configurations[name] for name, _, _ in ARGUMENTS}
+    params = [os.path.join(share, 'config', 'depth.yaml')]
+    if arg['params_file']:
+        params.append(os.path.expanduser(arg['params_file']))
+    given = {name: arg[name] for name in NODE_ARGUMENTS if arg[name] != ''}
+    if given:
+        params.append(given)
+    # Fast DDS 2.x (Humble) reads FASTRTPS_..., Fast DDS 3 (Jazzy and later) FASTDDS_...,
+    # and warns that the old name is deprecated when it is set.
+    variable = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') == 'humble'
+                else 'FASTDDS_DEFAULT_PROFILES_FILE')
+    profile = fastdds_profile(arg['dds_profile'], share)
+    actions = [SetEnvironmentVariable(variable, profile)]
+    if not os.path.isfile(profile):
+        log.error(f'dds_profile: {profile} does not exist; Fast DDS will report it and use '
+                  'its defaults')
+    managed = arg['managed'].lower() in TRUE
+    remap = [('image', arg['image_topic']), ('image/compressed', arg['image_topic'] +
+                                             '/compressed'),
+             ('camera_info', arg['camera_info_topic'])]
+    actions.append(Node(
+        package=PACKAGE, executable='depth_node_managed' if managed else 'depth_node',
+        name='depth_node', namespace=arg['namespace'], output='screen', parameters=params,
+        remappings=remap))
+    if arg['use_sample_camera'].lower() in TRUE:
+        actions.append(Node(
+            package=PACKAGE, executable='sample_camera', name='sample_camera',
+            namespace=arg['namespace'], output='screen',
+            parameters=[{'source': 'synthetic', 'rate_hz': 15.0}], remappings=remap))
+    if arg['rviz'].lower() in TRUE:
+        if installed('rviz2'):
+            actions.append(Node(
+                package='rviz2', executable='rviz2', name='rviz2', output='screen',
+                arguments=['-d', os.path.join(share, 'config', 'depth.rviz')]))
+        else:
+            log.error('rviz:=true but rviz2 is not installed (sudo apt install '
+                      'ros-$ROS_DISTRO-rviz2); the node runs without RViz')
+    return actions
 
 
 def generate_launch_description():
-    share = get_package_share_directory('mono_depth_ros')
-    default_params = os.path.join(share, 'config', 'depth.yaml')
-    params_file = LaunchConfiguration('params_file')
-    params = PythonExpression(["'", params_file, "' or '", default_params, "'"])
-    image_topic = LaunchConfiguration('image_topic')
-    info_topic = LaunchConfiguration('camera_info_topic')
-    profile_arg = LaunchConfiguration('dds_profile')
-    shipped_profile = os.path.join(share, 'config', 'fastdds_large_shm.xml')
-    profile = PythonExpression(["'", shipped_profile, "' if '", profile_arg,
-                                "' == 'default' else '", profile_arg, "'"])
-    use_profile = IfCondition(PythonExpression(["'", profile_arg, "' != 'none'"]))
-    # Fast DDS 2.x (Humble) reads FASTRTPS_..., Fast DDS 3 (Jazzy and later) FASTDDS_...,
-    # and warns that the old name is deprecated when it is set.
-    profile_variable = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') ==
-                        'humble' else 'FASTDDS_DEFAULT_PROFILES_FILE')
-
-    depth_node = Node(
-        package='mono_depth_ros', executable='depth_node', name='depth_node',
-        namespace=LaunchConfiguration('namespace'), output='screen',
-        parameters=[params, {
-            'model_path': LaunchConfiguration('model_path'),
-            'backend': LaunchConfiguration('backend'),
-            'intrinsics': LaunchConfiguration('intrinsics'),
-        }],
-        remappings=[('image', image_topic),
-                    ('image/compressed', [image_topic, '/compressed']),
-                    ('camera_info', info_topic)],
-    )
-    sample_camera = Node(
-        package='mono_depth_ros', executable='sample_camera', name='sample_camera',
-        namespace=LaunchConfiguration('namespace'), output='screen',
-        parameters=[{'source': 'synthetic', 'rate_hz': 15.0}],
-        remappings=[('image', image_topic), ('image/compressed', [image_topic, '/compressed']),
-                    ('camera_info', info_topic)],
-        condition=IfCondition(LaunchConfiguration('use_sample_camera')),
-    )
-    rviz = Node(
-        package='rviz2', executable='rviz2', name='rviz2', output='screen',
-        arguments=['-d', os.path.join(share, 'config', 'depth.rviz')],
-        condition=IfCondition(LaunchConfiguration('rviz')),
-    )
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)
          for name, default, text in ARGUMENTS] +
-        [SetEnvironmentVariable(profile_variable, profile, condition=use_profile)] +
-        [depth_node, sample_camera, rviz])
+        [OpaqueFunction(function=launch_setup)])

@@ -6,6 +6,7 @@ from pathlib import Path
 import random
 
 import pytest
+from ros2_tools import colcon_ws  # noqa: F401 - a session fixture for every module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get('MONO_DEPTH_SHARED_DATA', REPO_ROOT.parent / 'shared' / 'data'))

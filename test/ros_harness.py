@@ -20,12 +20,31 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 BIN = os.path.dirname(sys.executable)
+PACKAGE = 'mono_depth_ros'
 
 
 def executable(name):
-    """Return the console script installed next to this interpreter."""
+    """
+    Return the package's executable: a colcon install's, else the one beside this interpreter.
+
+    A colcon install puts the console scripts in ``<prefix>/lib/mono_depth_ros`` and its
+    prefix on AMENT_PREFIX_PATH (what ``ros2 run`` uses); ``pip install -e .`` puts them
+    next to the interpreter.
+    """
+    searched = []
+    try:
+        from ament_index_python.packages import get_package_prefix
+        folder = os.path.join(get_package_prefix(PACKAGE), 'lib', PACKAGE)
+        searched.append(folder)
+        path = shutil.which(name, path=folder)
+        if path:
+            return path
+    except (ImportError, LookupError, ValueError):
+        pass  # not installed through colcon or not on AMENT_PREFIX_PATH
+    searched.append(BIN)
     path = shutil.which(name, path=BIN)
-    assert path, f'{name} is not installed in {BIN} (pip install -e .)'
+    assert path, (f'{name} is not installed in {" or ".join(searched)} '
+                  '(colcon build, or pip install -e .)')
     return path
 
 

@@ -28,32 +28,32 @@ def test_launch_arguments_match_design_and_are_described():
                 getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
     entries = [ast.literal_eval(e) for e in args.value.elts]
     names = {e[0] for e in entries}
-    assert DESIGN_ARGUMENTS <= names
+    assert DESIGN_ARGUMENTS | {'managed', 'dds_profile'} <= names
     assert all(len(e[2]) > 15 for e in entries), 'every argument needs a description'
     defaults = {e[0]: e[1] for e in entries}
     assert defaults['use_sample_camera'] == 'false' and defaults['rviz'] == 'false'
-    used = {c.args[0].value for c in ast.walk(tree) if isinstance(c, ast.Call) and
-            getattr(c.func, 'id', '') == 'LaunchConfiguration'}
-    assert used <= names, f'undeclared: {used - names}'
-    assert names <= used, f'declared but unused: {names - used}'
+    assert defaults['managed'] == 'false'
+    # Node arguments default to empty (= not given), so they never override a params file.
+    assert defaults['model_path'] == defaults['backend'] == defaults['intrinsics'] == ''
+    used = {c.slice.value for c in ast.walk(tree) if isinstance(c, ast.Subscript) and
+            getattr(c.value, 'id', '') == 'arg' and isinstance(c.slice, ast.Constant)}
+    node_args = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and
+                     getattr(n.targets[0], 'id', '') == 'NODE_ARGUMENTS')
+    used |= set(ast.literal_eval(node_args.value))
+    assert used == names, f'declared but unused: {names - used}; undeclared: {used - names}'
 
 
 def test_launch_names_existing_executables_and_installed_files():
     tree = launch_tree()
     scripts = console_scripts()
-    for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and getattr(call.func, 'id', '') == 'Node':
-            kw = {k.arg: k.value for k in call.keywords}
-            package = kw['package'].value
-            executable = kw['executable'].value
-            if package == 'mono_depth_ros':
-                assert executable in scripts
-                module = scripts[executable].replace('.', '/') + '.py'
-                assert (ROOT / module).is_file()
     strings = [c.value for c in ast.walk(tree) if isinstance(c, ast.Constant) and
                isinstance(c.value, str)]
+    for executable in ('depth_node', 'depth_node_managed', 'sample_camera'):
+        assert executable in strings and executable in scripts
+        module = scripts[executable].replace('.', '/') + '.py'
+        assert (ROOT / module).is_file()
     for folder, name in (('config', 'depth.yaml'), ('config', 'depth.rviz'),
-                         ('config', 'fastdds_large_shm.xml')):
+                         ('config', 'fastdds_large_shm.xml'), ('config', 'fastdds_defaults.xml')):
         assert name in strings and (ROOT / folder / name).is_file()
     setup = (ROOT / 'setup.py').read_text()
     assert "tree('config')" in setup and "glob('launch/*.launch.py')" in setup

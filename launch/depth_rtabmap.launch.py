@@ -1,0 +1,81 @@
+"""
+RTAB-Map RGB-D SLAM with one RGB camera: the camera's image and depth_node's depth.
+
+    ros2 launch mono_depth_ros depth_rtabmap.launch.py image_topic:=/camera/image_raw \
+        camera_info_topic:=/camera/camera_info frame_id:=base_link
+
+Starts depth.launch.py (depth_node in ``namespace``, default ``camera``), then RTAB-Map's
+visual odometry (rtabmap_odom rgbd_odometry) and SLAM (rtabmap_slam rtabmap) on:
+
+* ``rgb/image`` = image_topic and ``rgb/camera_info`` = camera_info_topic (the camera's own);
+* ``depth/image`` = ``/<namespace>/depth``: 32FC1 metres (REP 118), which RTAB-Map accepts,
+  at the image's resolution and with the image's stamp and frame_id, so it is registered to
+  the RGB image by construction.
+
+``approx_sync`` is on: depth_node processes only the newest frame and drops the rest when the
+model is slower than the camera, so an exact-time synchroniser would wait on images that never
+get a depth. Both rtabmap nodes subscribe best effort (``qos: 2``), which matches depth_node's
+sensor-data output and also accepts a reliable camera driver.
+
+Needs rtabmap_ros (``sudo apt install ros-$ROS_DISTRO-rtabmap-ros``) and TF from ``frame_id``
+(the robot's base) to the image's optical frame.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+
+ARGUMENTS = [
+    ('image_topic', '/camera/image_raw', 'RGB image topic of the camera (sensor_msgs/Image)'),
+    ('camera_info_topic', '/camera/camera_info', 'CameraInfo topic of the camera'),
+    ('namespace', 'camera', 'namespace of depth_node: its depth is /<namespace>/depth'),
+    ('frame_id', 'camera_link', "the robot's base frame for RTAB-Map (TF to the optical "
+     'frame must exist)'),
+    ('model_path', '', 'depth model for depth_node; empty = the bundled model'),
+    ('params_file', '', 'extra YAML parameters for depth_node (see depth.launch.py)'),
+    ('use_sample_camera', 'false', 'also start sample_camera with synthetic rooms'),
+    ('rtabmap_viz', 'false', "also start rtabmap_viz, RTAB-Map's viewer"),
+]
+
+
+def generate_launch_description():
+    share = get_package_share_directory('mono_depth_ros')
+    arg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    depth_topic = PathJoinSubstitution(['/', arg['namespace'], 'depth'])
+    depth = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'depth.launch.py')),
+        launch_arguments={name: arg[name] for name in (
+            'image_topic', 'camera_info_topic', 'namespace', 'model_path', 'params_file',
+            'use_sample_camera')}.items())
+    parameters = [{
+        'frame_id': arg['frame_id'],
+        'subscribe_depth': True,
+        'subscribe_rgb': True,
+        'approx_sync': True,
+        # Input and depth share a stamp; anything within half a 15 Hz frame is a pair.
+        'approx_sync_max_interval': 0.03,
+        'sync_queue_size': 10,
+        'qos': 2,
+        'qos_camera_info': 2,
+    }]
+    remappings = [('rgb/image', arg['image_topic']),
+                  ('rgb/camera_info', arg['camera_info_topic']),
+                  ('depth/image', depth_topic)]
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=text)
+         for name, default, text in ARGUMENTS] + [
+            depth,
+            Node(package='rtabmap_odom', executable='rgbd_odometry', name='rgbd_odometry',
+                 output='screen', parameters=parameters, remappings=remappings),
+            Node(package='rtabmap_slam', executable='rtabmap', name='rtabmap', output='screen',
+                 parameters=parameters, remappings=remappings, arguments=['-d']),
+            Node(package='rtabmap_viz', executable='rtabmap_viz', name='rtabmap_viz',
+                 output='screen', parameters=parameters, remappings=remappings,
+                 condition=IfCondition(arg['rtabmap_viz'])),
+        ])
