@@ -1,11 +1,10 @@
 """Image and depth encodings: round trips, named errors for bad buffers, hostile input."""
 
-import struct
 import time
 import tracemalloc
-import zlib
 
 import cv2
+import hostile_images as hostile
 from mono_depth_ros.core import image_codec as ic
 from mono_depth_ros.core.colormap import colorize_depth
 import numpy as np
@@ -133,34 +132,16 @@ def test_colorize_depth_marks_invalid_black_and_near_warm():
 
 
 # -- hostile input -------------------------------------------------------------------------------
-def _chunk(kind, payload):
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-    return struct.pack('>I', len(payload)) + kind + payload + struct.pack('>I', crc)
-
-
 @pytest.fixture(scope='module')
 def png_bomb():
     """Build a valid 20000x20000 one-bit grey PNG of about 48 KB (1.2 GB decoded as RGB)."""
-    side = 20000
-    row = bytes(1 + side // 8)  # filter byte + 2500 bytes of zero pixels
-    packer = zlib.compressobj(9)
-    rows_per_block = 400
-    idat = b''.join(packer.compress(row * rows_per_block) for _ in range(side // rows_per_block))
-    idat += packer.flush()
-    ihdr = struct.pack('>IIBBBBB', side, side, 1, 0, 0, 0, 0)
-    data = ic.PNG_SIGNATURE + _chunk(b'IHDR', ihdr) + _chunk(b'IDAT', idat) + _chunk(b'IEND', b'')
+    data = hostile.png_bomb(20000)
     assert len(data) < 64 * 1024
     return data
 
 
 def _redwood_jpeg(shared_data, index=0):
     return (shared_data / 'redwood' / 'color' / f'{index:05d}.jpg').read_bytes()
-
-
-def _exif_orientation_6():
-    """Build a little-endian TIFF block with one entry: Orientation = 6 (rotate 90)."""
-    return (b'II*\x00' + struct.pack('<I', 8) + struct.pack('<H', 1) +
-            struct.pack('<HHII', 0x0112, 3, 1, 6) + struct.pack('<I', 0))
 
 
 def test_png_bomb_is_refused_from_its_header_in_milliseconds(png_bomb):
@@ -181,15 +162,12 @@ def test_png_bomb_is_refused_from_its_header_in_milliseconds(png_bomb):
 
 
 def test_jpeg_with_a_huge_declared_size_is_refused_before_decoding(shared_data):
-    data = bytearray(_redwood_jpeg(shared_data))
-    width, height = ic.jpeg_size(bytes(data))
-    assert (width, height) == (640, 480)
-    sof = next(i for i in range(2, len(data) - 1)
-               if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
-    data[sof + 5:sof + 9] = struct.pack('>HH', 30000, 30000)  # height, width
+    data = _redwood_jpeg(shared_data)
+    assert ic.jpeg_size(data) == (640, 480)
+    bomb = hostile.set_jpeg_size(data, 30000, 30000)
     t0 = time.perf_counter()
     with pytest.raises(ic.ImageTooLargeError, match='30000x30000'):
-        ic.decode_compressed('jpeg', bytes(data))
+        ic.decode_compressed('jpeg', bomb)
     assert time.perf_counter() - t0 < 0.05
 
 
@@ -226,7 +204,7 @@ def test_real_jpeg_decodes_exactly_as_libjpeg(shared_data):
 def test_jpeg_cut_short_with_its_end_marker_reappended_is_refused(shared_data):
     data = _redwood_jpeg(shared_data)
     for fraction in (0.3, 0.5, 0.9):
-        cut = data[:int(len(data) * fraction)] + b'\xff\xd9'
+        cut = hostile.cut_jpeg(data, fraction)
         # OpenCV decodes it with only a warning on stderr: the old path published it.
         assert cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR) is not None
         with pytest.raises(ic.CorruptImageError) as info:
@@ -234,28 +212,37 @@ def test_jpeg_cut_short_with_its_end_marker_reappended_is_refused(shared_data):
         assert info.value.counter == 'corrupt_image'
 
 
-@pytest.mark.parametrize('index', range(5))
-def test_jpeg_with_randomised_bytes_in_the_middle_is_refused(shared_data, index):
-    data = bytearray(_redwood_jpeg(shared_data, index))
-    rng = np.random.default_rng(index)
-    start = len(data) // 2 + int(rng.integers(-2000, 2000))
-    data[start:start + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
-    with pytest.raises(ic.CorruptImageError):
-        ic.decode_compressed('jpeg', bytes(data))
+def test_jpeg_with_randomised_bytes_is_refused_whenever_libjpeg_notices(shared_data, capfd):
+    """
+    Every damaged JPEG that libjpeg warns about is refused.
+
+    OpenCV's own libjpeg is the independent witness: it prints the warning and returns a
+    picture anyway. JPEG carries no checksum, so damage after which the Huffman stream happens
+    to resynchronise (2 of these 10) draws no warning from any decoder and is not caught.
+    """
+    warned = 0
+    for seed in range(10):
+        damaged = hostile.randomised_jpeg(_redwood_jpeg(shared_data, seed % 5), seed=seed)
+        capfd.readouterr()
+        assert cv2.imdecode(np.frombuffer(damaged, np.uint8), cv2.IMREAD_COLOR) is not None
+        if 'Corrupt JPEG data' not in capfd.readouterr().err:
+            continue
+        warned += 1
+        with pytest.raises(ic.CorruptImageError, match='Corrupt JPEG data'):
+            ic.decode_compressed('jpeg', damaged)
+    assert warned >= 7, warned
 
 
 def test_exif_orientation_is_ignored_for_jpeg_and_png(shared_data):
     data = _redwood_jpeg(shared_data)
     plain = ic.decode_compressed('jpeg', data)
-    payload = b'Exif\x00\x00' + _exif_orientation_6()
-    rotated_jpeg = data[:2] + b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload + \
-        data[2:]
+    rotated_jpeg = hostile.jpeg_with_exif_orientation(data)
     # OpenCV applies the tag (480x640): the stored pixels are what a camera driver means.
     assert cv2.imdecode(np.frombuffer(rotated_jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2] == \
         (640, 480)
     assert np.array_equal(ic.decode_compressed('jpeg', rotated_jpeg), plain)
     _, png = ic.encode_compressed(plain, 'png')
-    rotated_png = png[:33] + _chunk(b'eXIf', _exif_orientation_6()) + png[33:]
+    rotated_png = hostile.png_with_exif_orientation(png)
     assert cv2.imdecode(np.frombuffer(rotated_png, np.uint8), cv2.IMREAD_COLOR).shape[:2] == \
         (640, 480)
     assert np.array_equal(ic.decode_compressed('png', rotated_png), plain)
