@@ -302,3 +302,34 @@ def test_relative_depth_like_order():
     out = sc.relative_depth_like(base, 'inverse')
     np.testing.assert_allclose(out[0, :2], [2.0, 0.5])
     assert np.isnan(out[0, 2:]).all()
+
+
+def test_sparse_message_buffers():
+    img = np.zeros((6, 8), np.float32)
+    img[2, 3], img[5, 7], img[0, 0] = 1.5, 4.0, np.nan
+    step = 8 * 4 + 4  # a padded row
+    rows = np.zeros((6, step), np.uint8)
+    rows[:, :32] = img.view(np.uint8).reshape(6, 32)
+    s = sc.sparse_from_image_buffer('32FC1', 8, 6, step, rows.tobytes(), False, 1.0)
+    np.testing.assert_allclose(sorted(s.depth), [1.5, 4.0])
+    mm = (np.nan_to_num(img) * 1000).astype('>u2')
+    s = sc.sparse_from_image_buffer('16UC1', 8, 6, 16, mm.tobytes(), True, 1.0)
+    np.testing.assert_allclose(sorted(s.depth), [1.5, 4.0])
+    assert s.u_norm[np.argmax(s.depth)] == pytest.approx(7.5 / 8)
+    for args, reason in ((('rgb8', 8, 6, 24, bytes(144)), 'encoding'),
+                         (('32FC1', 8, 6, 16, bytes(96)), 'step'),
+                         (('32FC1', 8, 6, 32, bytes(100)), 'bytes'),
+                         (('32FC1', 0, 6, 32, bytes(0)), 'zero size')):
+        with pytest.raises(sc.ScaleError, match=reason):
+            sc.sparse_from_image_buffer(*args, False, 0.0)
+    pts = np.array([[0.1, -0.2, 2.0, 7.0], [0.0, 0.0, -1.0, 7.0]], np.float32)  # x y z pad
+    fields = [('x', 0, 7), ('y', 4, 7), ('z', 8, 7)]
+    s = sc.sparse_from_cloud_buffer(fields, 16, 2, pts.tobytes(), False, 2.0)
+    np.testing.assert_allclose(s.points, [[0.1, -0.2, 2.0]], rtol=1e-6)  # behind: dropped
+    with pytest.raises(sc.ScaleError, match='no z'):
+        sc.sparse_from_cloud_buffer(fields[:2], 16, 2, pts.tobytes(), False, 2.0)
+    with pytest.raises(sc.ScaleError, match='FLOAT32'):
+        sc.sparse_from_cloud_buffer([('x', 0, 7), ('y', 4, 7), ('z', 8, 8)], 16, 2,
+                                    pts.tobytes(), False, 2.0)
+    with pytest.raises(sc.ScaleError, match='bytes'):
+        sc.sparse_from_cloud_buffer(fields, 16, 3, pts.tobytes(), False, 2.0)

@@ -51,7 +51,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 import math
-from typing import Deque, Dict, Optional, Tuple
+import threading
+from typing import Any, Deque, Dict, Optional, Sequence, Tuple
 
 from mono_depth_ros.core.intrinsics import Intrinsics
 from mono_depth_ros.core.model_meta import INVERSE_MODES
@@ -413,6 +414,67 @@ class SparseSamples:
         return b[keep], z[keep]
 
 
+_DEPTH_ENCODINGS = {'32FC1': (np.float32, False), '16UC1': (np.uint16, True),
+                    'mono16': (np.uint16, True)}
+
+
+def sparse_from_image_buffer(encoding: str, width: int, height: int, step: int, data: bytes,
+                             bigendian: bool, stamp: float) -> SparseSamples:
+    """
+    Read a sensor_msgs/Image of sparse depth (32FC1 metres, 16UC1 millimetres) into samples.
+
+    Raise ScaleError with the reason for an unsupported encoding, a zero size, a step
+    shorter than a row, or a buffer shorter than ``step * height``.
+    """
+    if encoding not in _DEPTH_ENCODINGS:
+        raise ScaleError(f'sparse depth encoding {encoding[:40]!r} is not 32FC1 (m) or 16UC1 '
+                         '(mm)')
+    dtype, millimetres = _DEPTH_ENCODINGS[encoding]
+    item = np.dtype(dtype).itemsize
+    if width <= 0 or height <= 0:
+        raise ScaleError(f'sparse depth has zero size ({width}x{height})')
+    if step < width * item:
+        raise ScaleError(f'sparse depth step {step} is shorter than a row ({width * item})')
+    if len(data) < step * height:
+        raise ScaleError(f'sparse depth buffer has {len(data)} bytes, expected '
+                         f'{step * height}')
+    rows = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)
+    order = '>' if bigendian else '<'
+    image = rows[:, :width * item].copy().view(np.dtype(dtype).newbyteorder(order))
+    return SparseSamples.from_depth_image(image.astype(dtype), stamp, millimetres)
+
+
+def sparse_from_cloud_buffer(fields: Sequence[Tuple[str, int, int]], point_step: int,
+                             n_points: int, data: bytes, bigendian: bool,
+                             stamp: float) -> SparseSamples:
+    """
+    Read x, y, z (FLOAT32, datatype 7) of a sensor_msgs/PointCloud2 buffer into samples.
+
+    ``fields`` are (name, offset, datatype). The points must be in this camera's optical
+    frame (no tf lookup). Raise ScaleError when x, y or z is missing or not FLOAT32, or the
+    buffer is shorter than ``point_step * n_points``.
+    """
+    offsets: Dict[str, Any] = {name: (offset, kind) for name, offset, kind in fields}
+    for axis in 'xyz':
+        if axis not in offsets:
+            raise ScaleError(f'sparse_points has no {axis} field')
+        if offsets[axis][1] != 7:
+            raise ScaleError(f'sparse_points field {axis} is not FLOAT32')
+        if offsets[axis][0] + 4 > point_step:
+            raise ScaleError(f'sparse_points field {axis} lies outside point_step {point_step}')
+    if n_points <= 0:
+        return SparseSamples.from_points(np.empty((0, 3)), stamp)
+    if len(data) < point_step * n_points:
+        raise ScaleError(f'sparse_points buffer has {len(data)} bytes, expected '
+                         f'{point_step * n_points}')
+    raw = np.frombuffer(data, np.uint8, count=point_step * n_points)
+    raw = raw.reshape(n_points, point_step)
+    dtype = np.dtype('>f4' if bigendian else '<f4')
+    xyz = np.stack([raw[:, offsets[a][0]:offsets[a][0] + 4].copy().view(dtype)[:, 0]
+                    for a in 'xyz'], axis=1)
+    return SparseSamples.from_points(xyz.astype(np.float64), stamp)
+
+
 def _weighted_line(b: np.ndarray, target: np.ndarray, weight: np.ndarray,
                    fit_shift: bool) -> Tuple[float, float]:
     if fit_shift:
@@ -585,6 +647,8 @@ class ScaleEstimator:
         self.config = config
         self.kind = kind
         self.metric_model = metric_model
+        # Sensor messages arrive on the executor thread, frames on the worker's.
+        self._inputs = threading.Lock()
         self._sparse: Deque[SparseSamples] = deque(maxlen=buffer)
         self._ranges: Deque[Tuple[float, float]] = deque(maxlen=buffer)
         self._scale: Optional[float] = None
@@ -598,14 +662,18 @@ class ScaleEstimator:
     # -- inputs ---------------------------------------------------------------------------
     def add_sparse(self, samples: SparseSamples) -> None:
         """Buffer a sparse depth message (image samples or points)."""
-        self._sparse.append(samples)
+        with self._inputs:
+            self._sparse.append(samples)
 
     def add_range(self, stamp: float, range_m: float) -> None:
         """Buffer a rangefinder reading (metres)."""
-        self._ranges.append((float(stamp), float(range_m)))
+        with self._inputs:
+            self._ranges.append((float(stamp), float(range_m)))
 
     def _nearest(self, items, stamp: float, key):
         best, best_dt = None, math.inf
+        with self._inputs:
+            items = list(items)
         for item in items:
             dt = abs(key(item) - stamp)
             if dt < best_dt:
@@ -700,6 +768,10 @@ class ScaleEstimator:
     def age(self, now: float) -> float:
         """Seconds since the last good fit (inf when none)."""
         return math.inf if self._last_good is None else max(now - self._last_good, 0.0)
+
+    def metric_now(self) -> bool:
+        """Return True while a scale is held (metric output is published)."""
+        return self._scale is not None
 
     def diagnostics(self, now: Optional[float] = None) -> Dict[str, str]:
         """Return key/value strings for a DiagnosticStatus."""
