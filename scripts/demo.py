@@ -9,6 +9,7 @@ seconds into an MCAP file (opens in Foxglove, plays with ``ros2 bag play``), wri
 """
 
 import argparse
+import atexit
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 TOPICS = {
@@ -164,7 +166,79 @@ def label(image, text):
     return out
 
 
+class Children:
+    """
+    The demo's child processes, stopped on any exit of the demo.
+
+    Each child runs in its own process group (so a terminal's Ctrl-C reaches only the demo,
+    which then stops them in order) and is told by the kernel to terminate if the demo dies
+    without cleaning up (``kill -9``: PR_SET_PDEATHSIG). :meth:`stop` runs from ``finally``,
+    from ``atexit`` and after SIGTERM/SIGHUP, and is idempotent.
+    """
+
+    def __init__(self):
+        self.procs = []
+        self._codes = None
+
+    @staticmethod
+    def _die_with_parent():
+        try:
+            import ctypes
+            ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # not Linux/glibc: finally and atexit still apply
+            pass
+
+    def start(self, argv, log):
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=self._die_with_parent)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, timeout=15.0):
+        """SIGINT each child's group, SIGKILL what is left after ``timeout``; return codes."""
+        if self._codes is not None:
+            return self._codes
+        for proc in self.procs:
+            self._signal(proc, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._signal(proc, signal.SIGKILL)
+                proc.wait()
+        self._codes = [proc.returncode for proc in self.procs]
+        return self._codes
+
+    @staticmethod
+    def _signal(proc, sig):
+        try:
+            os.killpg(proc.pid, sig)  # the child and anything it started
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)  # unwinds through finally, which stops the children
+
+
 def main():
+    children = Children()
+    atexit.register(children.stop)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    # Interrupt even where the shell started the demo with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run(children)
+    except KeyboardInterrupt:
+        print('demo: interrupted', file=sys.stderr)
+        return 130
+    finally:
+        children.stop()
+
+
+def run(children):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--output-dir', default='out/demo')
     parser.add_argument('--seconds', type=float, default=8.0)
@@ -176,19 +250,20 @@ def main():
     os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))
     logs = {name: open(os.path.join(args.output_dir, f'{name}.log'), 'w')
             for name in ('sample_camera', 'depth_node')}
-    camera = subprocess.Popen(
+    camera = children.start(
         [os.path.join(bin_dir, 'sample_camera'), '--ros-args', '-p', f'rate_hz:={args.rate}',
          '-p', 'synthetic_frames:=40', '-p', 'seed:=7', '-p', 'reliability:=reliable'],
-        stdout=logs['sample_camera'], stderr=subprocess.STDOUT)
+        logs['sample_camera'])
     # Reliable end to end: a recording should hold every frame (a reliable publisher also
     # serves best-effort subscribers such as RViz's defaults).
     node_args = [os.path.join(bin_dir, 'depth_node'), '--ros-args', '-p',
                  'qos_reliability:=reliable', '-p', 'output_reliability:=reliable']
     if args.model:
         node_args += ['-p', f'model_path:={args.model}']
-    node = subprocess.Popen(node_args, stdout=logs['depth_node'], stderr=subprocess.STDOUT)
+    node = children.start(node_args, logs['depth_node'])
 
-    rclpy.init()
+    # The demo handles its signals itself (main): rclpy's handlers would replace them.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     recorder_node = rclpy.create_node('demo_recorder')
     mcap_path = os.path.join(args.output_dir, 'demo.mcap')
     recorder = Recorder(mcap_path + '.tmp')
@@ -237,10 +312,7 @@ def main():
         if recording_since is not None and time.monotonic() - recording_since > args.seconds:
             break
     elapsed = time.monotonic() - (recording_since or start)
-    for proc in (camera, node):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    codes = [proc.wait(15) for proc in (camera, node)]
+    codes = children.stop()
     recorder.close()
     os.replace(mcap_path + '.tmp', mcap_path)
     recorder_node.destroy_node()
