@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """
-Evaluate a checkpoint: the standard depth metrics table, per-image CSV, grid and histogram.
+Evaluate a model: the standard depth metrics table, per-image CSV, grid and histogram.
 
     python training/evaluate.py --checkpoint runs/smoke/best.pt --dataset synthetic
-    python training/evaluate.py --checkpoint best.pt --dataset nyu --data-root DIR|FILE
-        [--split FILE] [--median-scaling] [--crop eigen|garg|none] [--output-dir DIR]
+    python training/evaluate.py --checkpoint models/mono_depth.onnx --dataset nyu \
+        --data-root DIR|FILE [--split FILE] [--median-scaling] [--crop eigen|garg|none]
+        [--backend auto|onnxruntime|torch|tensorrt] [--output-dir DIR]
 
-Each image is run at the model's input size; the prediction is resized (bilinear) back to
-the ground truth's own resolution and metrics are computed there, per image, then averaged
-(``training.metrics``: masks ANDed, predictions clamped). Depth is capped at 10 m for NYU
+``--checkpoint`` takes a training checkpoint (run by the torch backend with the network
+rebuilt from the zoo) or anything the node runs: an ONNX file, TorchScript or a TensorRT
+engine. Every image goes through the node's own frame pipeline
+(``mono_depth_ros.core.frame.FrameProcessor``, the node's default parameters): the
+model's resize mode, its output mapping and focal rescaling, NaN outside its depth range,
+the default depth upsampling back to the image's own resolution. So the figures are those
+of what a robot publishes. Metrics are computed at that resolution, per image, then
+averaged (``training.metrics``: masks ANDed, predictions clamped, NaN pixels not
+published, reported as ``coverage``). Depth is capped at 10 m for NYU
 and 80 m for KITTI; the crop defaults to Eigen's for NYU and Garg's for KITTI. ``--dataset
 nyu`` takes the labeled ``.mat``, DenseDepth's zip/folder (test CSV), a FastDepth folder
 (``val/``), or a folder with ``rgb/`` + ``depth/`` (mm) PNGs like the shared samples;
@@ -32,12 +39,16 @@ if __package__ in (None, ''):
 import cv2  # noqa: E402
 from mono_depth_ros.core.atomic import atomic_path, atomic_write_text  # noqa: E402
 from mono_depth_ros.core.colormap import colorize_depth  # noqa: E402
+from mono_depth_ros.core.frame import FrameConfig, FrameProcessor  # noqa: E402
+from mono_depth_ros.inference.base import create_backend  # noqa: E402
+from mono_depth_ros.inference.torch_backend import (graph_input_meta, graph_module,  # noqa: E402
+                                                    TorchBackend)
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
 from training.datasets import (FolderDataset, KittiObject, KittiRaw, NYUCSV, NYUH5,  # noqa: E402
                                NYUMat, SyntheticDataset)
-from training.datasets.augment import normalize, RawSample  # noqa: E402
+from training.datasets.augment import RawSample  # noqa: E402
+from training.datasets.base import DatasetError  # noqa: E402
 from training.datasets.nyu import read_index_list  # noqa: E402
 from training.metrics import (average_metrics, compute_depth_metrics, METRIC_NAMES,  # noqa: E402
                               NoValidPixelsError)
@@ -47,6 +58,45 @@ DEFAULT_CROPS = {'nyu': 'eigen', 'kitti': 'garg'}
 TABLE = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
 SYNTHETIC_EVAL_SEED = 424242
 GRID_ROWS = 6
+#: files the node runs itself; anything else is taken for a training checkpoint
+RUNTIME_EXTENSIONS = ('.onnx', '.engine', '.plan', '.trt', '.ts', '.torchscript', '.jit')
+FOLDER_HINT = ('give --intrinsics a preset (kinect_nyu, kitti) or a camera_info YAML / '
+               'JSON file, or put exactly one such file in the folder')
+KITTI_HINT = ('--dataset kitti expects an object-benchmark folder (image_2/, velodyne/, '
+              'calib/ with P2) or a raw root (DATE/DATE_drive_NNNN_sync/image_02/data/) with '
+              '--split FILE of Eigen lines "DATE/DATE_drive_NNNN_sync FRAME l|r"')
+
+
+def checkpoint_backend(path: str, device: str = 'cpu'):
+    """Return a torch backend running a training checkpoint's network (rebuilt from the zoo)."""
+    net, meta = load_model(path, map_location=device)
+    return module_backend(net, meta, device, name=path), net
+
+
+def module_backend(net, meta, device: str = 'cpu', name: str = 'module'):
+    """Return a torch backend feeding a bare network what the exported graph would take."""
+    fed = graph_input_meta(meta)
+    return TorchBackend.from_module(graph_module(net, fed), fed, device=device, name=name)
+
+
+def load_predictor(model_path: str, backend: str = 'auto', device: str = 'cpu'):
+    """Return (backend, its ModelMeta, the torch network or None) for any model file."""
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f'model file not found: {model_path}')
+    if model_path.lower().endswith(RUNTIME_EXTENSIONS):
+        runner = create_backend(backend, model_path)
+        return runner, runner.meta, None
+    if backend not in ('auto', 'torch'):
+        raise ValueError(f'{model_path} is a training checkpoint: it runs on the torch '
+                         f'backend, not {backend}; export it for the others')
+    runner, net = checkpoint_backend(model_path, device)
+    return runner, runner.meta, net
+
+
+def eval_config() -> FrameConfig:
+    """Return the node's default frame configuration, at the image's full size."""
+    # No output cap: metrics are computed at the ground truth's own resolution.
+    return FrameConfig(max_output_pixels=0)
 
 
 def open_dataset(kind: str, root: Optional[str], meta, split: Optional[str] = None,
@@ -58,6 +108,18 @@ def open_dataset(kind: str, root: Optional[str], meta, split: Optional[str] = No
                                 **size)
     if not root:
         raise SystemExit(f'error: --dataset {kind} needs --data-root')
+    try:
+        return _open_dataset(kind, root, size, split, num_images, depth_scale, intrinsics)
+    except DatasetError as exc:
+        text = str(exc)
+        if kind == 'kitti' and 'split file not found' not in text:
+            raise DatasetError(f'{text}; {KITTI_HINT}') from exc
+        if kind in ('folder', 'nyu') and 'intrinsics' in text:
+            raise DatasetError(f'{text}; {FOLDER_HINT}') from exc
+        raise
+
+
+def _open_dataset(kind, root, size, split, num_images, depth_scale, intrinsics):
     if kind == 'nyu':
         if root.endswith('.mat'):
             return NYUMat(root, indices=read_index_list(split) if split else None, **size)
@@ -78,19 +140,25 @@ def open_dataset(kind: str, root: Optional[str], meta, split: Optional[str] = No
     raise SystemExit(f'error: unknown dataset {kind!r}')
 
 
-def predict(model, meta, sample: RawSample) -> np.ndarray:
-    """Return the metric depth of one native-size sample, at its native size."""
-    h, w = sample.depth.shape
-    rgb = cv2.resize(sample.rgb, (meta.input_width, meta.input_height),
-                     interpolation=cv2.INTER_AREA)
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
-    with torch.no_grad():
-        raw = model(normalize(x, meta.mean, meta.std))
-        depth = model.to_depth(raw.float(), meta.min_depth, meta.max_depth)[0, 0].numpy()
-    if meta.focal_rescale:
-        k = sample.intrinsics.resize(meta.input_width, meta.input_height)
-        depth = depth * meta.focal_scale(k.fx, k.fy)
-    return cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+def predict(processor: FrameProcessor, sample: RawSample, scale=None) -> np.ndarray:
+    """
+    Return the depth the node would publish for one sample, at the ground truth's size.
+
+    ``scale`` (a relative model's affine fit) goes to the pipeline; NaN marks pixels the
+    node leaves invalid.
+    """
+    h, w = sample.rgb.shape[:2]
+    camera = sample.intrinsics
+    if (camera.width, camera.height) != (w, h):
+        camera = camera.resize(w, h)
+    depth = processor.run(sample.rgb, camera, scale=scale).depth
+    if depth is None:
+        raise ValueError('the model is relative (no metres): evaluate it with '
+                         '--median-scaling')
+    if depth.shape != sample.depth.shape:
+        gh, gw = sample.depth.shape
+        depth = cv2.resize(depth, (gw, gh), interpolation=cv2.INTER_NEAREST)
+    return depth
 
 
 MIN_PANEL_WIDTH = 160  # pixels
@@ -170,9 +238,14 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
              split: Optional[str] = None, median_scaling: bool = False,
              crop: Optional[str] = None, output_dir: Optional[str] = None,
              num_images: int = 16, depth_scale: float = 0.001, intrinsics: str = '',
-             max_depth: Optional[float] = None, log=print) -> Dict[str, Dict[str, float]]:
+             max_depth: Optional[float] = None, log=print,
+             backend: str = 'auto') -> Dict[str, Dict[str, float]]:
     """Evaluate; write per_image.csv, grid.png, error_histogram.png, metrics.json; return rows."""
-    model, meta = load_model(checkpoint)
+    runner, meta, model = load_predictor(checkpoint, backend)
+    processor = FrameProcessor(meta, runner, eval_config())
+    # A relative model has no metres: with median scaling its depth-like map (scale 1,
+    # shift 0 in its own space) is scaled per image, as affine-invariant models are judged.
+    scale = (1.0, 0.0) if (not meta.is_metric and median_scaling) else None
     data = open_dataset(dataset, data_root, meta, split, num_images, depth_scale, intrinsics)
     cap = float(max_depth or CAPS.get(dataset, meta.max_depth))
     crop = DEFAULT_CROPS.get(dataset) if crop in (None, 'auto') else crop
@@ -184,7 +257,7 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
     samples, preds, rows, ids = [], [], [], []
     for index in range(len(data)):
         sample = data.load(index)
-        pred = predict(model, meta, sample)
+        pred = predict(processor, sample, scale)
         try:
             row = compute_depth_metrics(pred, sample.depth, min_depth=min_depth, max_depth=cap,
                                         crop=crop, median_scaling=median_scaling)
@@ -204,6 +277,19 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
         compute_depth_metrics(np.full_like(s.depth, constant), s.depth, min_depth=min_depth,
                               max_depth=cap, crop=crop) for s in samples])
     results = {'model': model_avg, f'constant {constant:.2f} m': baseline}
+    ensemble = None
+    if model is not None and hasattr(model, 'variants'):
+        # A stacked ensemble: each base, their simple average and the ensemble, with costs.
+        from training.ensemble import costs, format_comparison
+        views = {name: FrameProcessor(meta, module_backend(view, meta), eval_config())
+                 for name, view in model.variants().items()}
+        side = {name: average_metrics([compute_depth_metrics(
+            predict(view, s, scale), s.depth, min_depth=min_depth, max_depth=cap, crop=crop,
+            median_scaling=median_scaling) for s in samples])
+            for name, view in views.items()}
+        cost = costs(model, meta.input_height, meta.input_width)
+        ensemble = {'metrics': side, 'costs': cost,
+                    'table': format_comparison(side, cost)}
 
     fields = ['id'] + [k for k in METRIC_NAMES if k in rows[0]] + \
         [k for k in rows[0] if k not in METRIC_NAMES]
@@ -228,10 +314,15 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
     summary = {'checkpoint': os.path.abspath(checkpoint), 'dataset': dataset,
                'data_root': data_root or '', 'images': len(rows), 'crop': crop or 'none',
                'cap': cap, 'median_scaling': median_scaling, 'results': results}
+    if ensemble is not None:
+        summary['ensemble'] = {k: ensemble[k] for k in ('metrics', 'costs')}
     atomic_write_text(os.path.join(output_dir, 'metrics.json'), json.dumps(summary, indent=2))
     log(f'{len(rows)} images from {dataset} ({data_root or "generated"}), crop '
         f'{crop or "none"}, cap {cap:g} m{", median scaling" if median_scaling else ""}')
     log(format_table(results))
+    if ensemble is not None:
+        log('ensemble against its parts (params; torch CPU ms per frame at the input size):')
+        log(ensemble['table'])
     log(f'wrote {output_dir}/per_image.csv, grid.png, error_histogram.png, metrics.json')
     return results
 
@@ -248,7 +339,11 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse the command line and evaluate."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--checkpoint', required=True)
+    parser.add_argument('--checkpoint', '--model', dest='checkpoint', required=True,
+                        help='training checkpoint, ONNX, TorchScript or TensorRT engine')
+    parser.add_argument('--backend', default='auto',
+                        choices=('auto', 'onnxruntime', 'torch', 'tensorrt'),
+                        help='backend for ONNX files (a checkpoint always runs on torch)')
     parser.add_argument('--dataset', required=True,
                         choices=('nyu', 'kitti', 'folder', 'synthetic'))
     parser.add_argument('--data-root', default=None)
@@ -266,7 +361,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         evaluate(args.checkpoint, args.dataset, args.data_root, args.split,
                  args.median_scaling, args.crop, args.output_dir, args.num_images,
-                 args.depth_scale, args.intrinsics, args.max_depth)
+                 args.depth_scale, args.intrinsics, args.max_depth, backend=args.backend)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:  # refused files, bad data
         return fail('evaluate', exc)
     return 0

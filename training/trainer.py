@@ -59,6 +59,8 @@ class Task:
     median_scaling = False
     #: neighbouring frames each sample must carry (sequence datasets)
     frame_offsets: Tuple[int, ...] = ()
+    #: whether each sample must carry its stereo partner
+    stereo_pairs = False
     #: batch keys holding images that get the same photometric jitter as ``image``
     image_keys: Tuple[str, ...] = ('image',)
 
@@ -143,10 +145,16 @@ def _selfsup(config: Mapping[str, Any]) -> Task:
     return SelfSupervisedTask.from_config(config)
 
 
+def _ensemble(config: Mapping[str, Any]) -> Task:
+    from training.ensemble import build_ensemble_task
+    return build_ensemble_task(config)
+
+
 # The config's ``task`` -> builder(resolved config) -> Task: add a new task here.
 TASKS: Dict[str, Callable[[Mapping[str, Any]], Task]] = {
     'supervised': _supervised,
     'selfsup': _selfsup,
+    'ensemble': _ensemble,
 }
 
 
@@ -680,6 +688,9 @@ def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
                  log: Callable[[str], None] = print, resume: bool = True) -> Dict[str, Any]:
     """Train from a resolved config; write config, git revision, logs and checkpoints."""
     output_dir = output_dir or config['output_dir']
+    if config.get('task') == 'ensemble':
+        from training.ensemble import train_bases
+        config = train_bases(config, output_dir, log, resume)  # stage 1: the base learners
     device = resolve_device(config['device'])
     info = init_distributed(device)
     seed_everything(int(config['seed']))
@@ -691,7 +702,7 @@ def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
     on_device = aug_device == 'device' or (aug_device == 'auto' and device.type == 'cuda')
     task = build_task(config)
     train_set = build_dataset(config, 'train', photometric_in_loader=not on_device,
-                              frame_offsets=task.frame_offsets)
+                              frame_offsets=task.frame_offsets, stereo=task.stereo_pairs)
     val_set = build_dataset(config, 'val')
     k = train_set[0]['K']
     model = build_model_from_config(config)

@@ -3,7 +3,8 @@
 from mono_depth_ros.core.model_meta import ModelMeta
 import pytest
 import torch
-from training.networks import ARCHITECTURES, build_model, PoseDecoder, rebuild_args, ResNetEncoder
+from training.networks import (arch_arg_names, ARCHITECTURES, build_model, PoseDecoder,
+                               rebuild_args, ResNetEncoder)
 from training.networks.mobilenetv2 import MobileNetV2Encoder
 from training.networks.squeezenet import SqueezeNetEncoder
 
@@ -17,6 +18,10 @@ SMALL_ARGS = {
     'eigen_multiscale': {'width': 0.125, 'hidden': 16},
     'yolov8n': {'neck_channels': 16, 'decoder_channels': (16, 8, 8, 8)},
     'yolov8s': {'neck_channels': 16, 'decoder_channels': (16, 8, 8, 8)},
+    'stacked_ensemble': {'base_models': [
+        {'arch': 'squeezenet_unet', 'args': {'decoder_channels': (16, 8, 8)}},
+        {'arch': 'eigen_multiscale', 'args': {'width': 0.125, 'hidden': 16}}],
+        'meta_width': 4, 'meta_levels': 2},
 }
 # Multiples of 32, and sizes that are not (odd ones included): every network takes them all.
 SIZES = ((64, 64), (96, 128), (70, 90))
@@ -167,10 +172,12 @@ def test_build_model_validates_names():
     with pytest.raises(ValueError, match='unknown architecture'):
         build_model('vgg16_unet')
     assert set(ARCHITECTURES) == {'mobilenetv2_unet', 'squeezenet_unet', 'resnet18_monodepth',
-                                  'eigen_multiscale', 'yolov8n', 'yolov8s'}
+                                  'eigen_multiscale', 'yolov8n', 'yolov8s',
+                                  'stacked_ensemble'}
 
 
-@pytest.mark.parametrize('arch', list(ARCHITECTURES))
+@pytest.mark.parametrize('arch', [a for a in ARCHITECTURES
+                                  if 'freeze_encoder' in arch_arg_names(a)])
 def test_frozen_encoder_keeps_weights_and_bn_statistics(arch):
     model = small(arch, freeze_encoder=True)
     model.train()

@@ -15,6 +15,7 @@ from torch import nn
 from training.networks.base import DepthNet, OUTPUTS
 from training.networks.decoders import MonodepthDecoder, PoseDecoder, UNetDecoder
 from training.networks.eigen import EigenMultiScale
+from training.networks.ensemble import StackedEnsemble
 from training.networks.mobilenetv2 import MobileNetV2Encoder, MobileNetV2UNet
 from training.networks.resnet import ResNet18Monodepth, ResNetEncoder
 from training.networks.squeezenet import SqueezeNetEncoder, SqueezeNetUNet
@@ -27,13 +28,14 @@ ARCHITECTURES = {
     'eigen_multiscale': EigenMultiScale,
     'yolov8n': YOLOv8nUNet,
     'yolov8s': YOLOv8sUNet,
+    'stacked_ensemble': StackedEnsemble,
 }
 
 __all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'MobileNetV2Encoder',
            'MobileNetV2UNet', 'MonodepthDecoder', 'OUTPUTS', 'PoseDecoder', 'ResNet18Monodepth',
-           'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'UNetDecoder',
-           'YOLOv8Encoder', 'YOLOv8nUNet', 'YOLOv8sUNet', 'YOLOv8UNet', 'arch_arg_names',
-           'build_model', 'rebuild_args']
+           'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'StackedEnsemble',
+           'UNetDecoder', 'YOLOv8Encoder', 'YOLOv8nUNet', 'YOLOv8sUNet', 'YOLOv8UNet',
+           'arch_arg_names', 'build_model', 'rebuild_args']
 
 # Arguments that only matter when a network is first built for training: the weights they
 # bring in are in the checkpoint afterwards, and the files they name may not exist where
