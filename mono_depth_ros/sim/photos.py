@@ -92,10 +92,10 @@ def photo_texture(rng: np.random.Generator, photos: Sequence[np.ndarray],
                       interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     if rng.random() < 0.5:
         crop = np.rot90(crop)
-    top = np.concatenate([crop, crop[:, ::-1]], axis=1)
-    tile = np.concatenate([top, top[::-1]], axis=0)
-    grey = tile.mean(axis=2, keepdims=True)
-    keep = rng.uniform(0.3, 1.0)  # saturation kept
+    # colour first (per pixel, so it commutes with the mirroring), on a quarter of the pixels
+    grey = crop.mean(axis=2, keepdims=True)
+    keep = np.float32(rng.uniform(0.3, 1.0))  # saturation kept
     tint = rng.uniform(0.8, 1.2, 3).astype(np.float32)
-    tile = (grey + keep * (tile - grey)) * tint
-    return np.ascontiguousarray(np.clip(tile, 0.0, 1.0), dtype=np.float32)
+    crop = np.clip((grey + keep * (crop - grey)) * tint, 0.0, 1.0)
+    top = np.concatenate([crop, crop[:, ::-1]], axis=1)
+    return np.ascontiguousarray(np.concatenate([top, top[::-1]], axis=0), dtype=np.float32)
