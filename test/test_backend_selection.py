@@ -4,9 +4,11 @@ import math
 
 from mono_depth_ros.core.model_meta import ModelMeta
 from mono_depth_ros.inference.base import available_backends, BackendError, create_backend
-from mono_depth_ros.inference.tensorrt.backend import (decide_selfcheck, fallback_chain,
-                                                       profile_shapes, relative_error,
-                                                       selfcheck_image, TensorRTBackend, trt_major)
+from mono_depth_ros.inference.tensorrt.backend import TensorRTBackend
+from mono_depth_ros.inference.tensorrt.builder import profile_shapes
+from mono_depth_ros.inference.tensorrt.cuda import trt_major
+from mono_depth_ros.inference.tensorrt.selfcheck import (decide_selfcheck, fallback_chain,
+                                                         relative_error, selfcheck_image)
 import numpy as np
 from onnx_models import brightness_model
 import pytest

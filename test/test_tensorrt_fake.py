@@ -10,7 +10,7 @@ from fake_tensorrt import FakeCudart, make_fake_tensorrt
 from mono_depth_ros.core.frame import Preprocessor
 from mono_depth_ros.inference.base import BackendError, create_backend
 from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.inference.tensorrt import backend as tensorrt_backend
+from mono_depth_ros.inference.tensorrt import cuda as tensorrt_cuda
 from mono_depth_ros.inference.tensorrt.backend import TensorRTBackend
 from mono_depth_ros.inference.tensorrt.calibration import CalibrationError
 from mono_depth_ros.inference.tensorrt.engine_cache import check_engine, sidecar_path
@@ -27,7 +27,7 @@ def fake(monkeypatch):
         trt, record = make_fake_tensorrt(**kwargs)
         cudart = FakeCudart()
         monkeypatch.setitem(sys.modules, 'tensorrt', trt)
-        monkeypatch.setattr(tensorrt_backend, 'cuda_runtime', lambda: cudart)
+        monkeypatch.setattr(tensorrt_cuda, 'cuda_runtime', lambda: cudart)
         return trt, record
     return install
 
@@ -91,16 +91,22 @@ def test_fp16_engine_built_checked_cached_and_run(fake, model, tmp_path):
     again.close()
 
 
-def test_wrong_fp16_engine_falls_back_to_fp32(fake, model, tmp_path, capsys):
+def test_wrong_fp16_engine_falls_back_to_fp32(fake, model, tmp_path):
     _trt, record = fake(wrong_precisions=('fp16',))
     path, _meta = model
-    lines = []
+    lines, warnings = [], []
     backend = TensorRTBackend.from_file(path, 'fp16', engine_cache_dir=str(tmp_path / 'c'),
-                                        log=lines.append)
+                                        log=lines.append, warn=warnings.append)
     assert (backend.name, backend.precision) == ('tensorrt', 'fp32')
     assert [b['precision'] for b in record['builds']] == ['fp16', 'fp32']
-    assert any(line.startswith('SELF-CHECK FAILED: tensorrt fp16') for line in lines)
-    assert 'WARNING: SELF-CHECK FAILED' in capsys.readouterr().err
+    # The failure goes to the warning channel, loudly, not to the info log.
+    assert len(warnings) == 1 and warnings[0].startswith('SELF-CHECK FAILED: tensorrt fp16')
+    assert not any('SELF-CHECK FAILED' in line for line in lines)
+    # Without a warn channel it still reaches the log, marked.
+    lines = []
+    TensorRTBackend.from_file(path, 'fp16', engine_cache_dir=str(tmp_path / 'c'),
+                              log=lines.append)
+    assert any(line.startswith('WARNING: SELF-CHECK FAILED') for line in lines)
 
 
 def test_every_engine_wrong_falls_back_to_onnxruntime(fake, model, tmp_path):
@@ -239,17 +245,29 @@ def test_engine_for_another_size_carries_that_size(fake, tmp_path):
     EngineBuildJob(onnx_path, 'fp16', str(tmp_path / 'c'), height=64, width=96, output=out,
                    log=lambda _m: None).run()
     # A node given the engine feeds it the size its profile is tuned for; the training
-    # focal is unchanged (the network's pixel scale). From the ONNX, the fake engine
-    # disagrees with the tiny model, so
-    # the self-check falls back to ONNX Runtime, which must keep the asked size too.
+    # focal is unchanged (the network's pixel scale). Both ways in are TensorRT engines: the
+    # fake engine computes brightness, not the tiny net, so the ONNX path runs without the
+    # self-check (which would fall back to ONNX Runtime; tested below).
     for backend in (create_backend('tensorrt', out, log=lambda _m: None),
                     TensorRTBackend.from_file(onnx_path, 'fp16', height=64, width=96,
                                               engine_cache_dir=str(tmp_path / 'c'),
-                                              log=lambda _m: None)):
+                                              self_check=False, log=lambda _m: None)):
+        assert backend.name == 'tensorrt' and backend.precision == 'fp16'
         assert (backend.meta.input_height, backend.meta.input_width) == (64, 96)
         assert backend.meta.train_fx == pytest.approx(meta.train_fx)
-        assert backend.infer(image_tensor(backend.meta)).shape == (64, 96)
+        tensor = image_tensor(backend.meta)
+        assert tensor.shape == (1, 64, 96, 3)
+        # The fake engine's brightness, at the asked size: it ran, not a fallback.
+        expected = tensor[0].astype(np.float32).mean(axis=2) / 255.0
+        assert np.allclose(backend.infer(tensor), expected, atol=1e-6)
         backend.close()
+    # With the self-check, the disagreement falls back to ONNX Runtime at the asked size.
+    fallback = TensorRTBackend.from_file(onnx_path, 'fp16', height=64, width=96,
+                                         engine_cache_dir=str(tmp_path / 'c'),
+                                         log=lambda _m: None, warn=lambda _m: None)
+    assert fallback.name == 'onnxruntime'
+    assert (fallback.meta.input_height, fallback.meta.input_width) == (64, 96)
+    assert fallback.infer(image_tensor(fallback.meta)).shape == (64, 96)
 
 
 def test_a_fixed_size_model_refuses_another_size(fake, model, tmp_path):

@@ -9,7 +9,7 @@ from mono_depth_ros.core.frame import Preprocessor
 from mono_depth_ros.core.model_meta import ModelMeta
 from mono_depth_ros.inference.base import BackendError, create_backend
 from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
-from mono_depth_ros.inference.torch_backend import TorchBackend
+from mono_depth_ros.inference.torch_backend import graph_input_meta, graph_module, TorchBackend
 import numpy as np
 import pytest
 import torch
@@ -53,15 +53,26 @@ def test_torchscript_without_metadata_is_refused(tmp_path):
         TorchBackend.from_file(path)
 
 
-def test_checkpoint_matches_graph_module(tmp_path):
+def test_a_checkpoint_is_refused_with_the_export_command(tmp_path):
     torch.manual_seed(0)
     model = build_model('mobilenetv2_unet').eval()
     meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
                      **model.output_spec(0.1, 10.0))
     path = str(tmp_path / 'ckpt.pt')
     save_checkpoint(path, model, meta)
-    backend = TorchBackend.from_file(path)
-    assert backend.kind == 'checkpoint' and backend.meta.arch == 'mobilenetv2_unet'
+    with pytest.raises(BackendError, match='training/export_onnx.py --checkpoint') as info:
+        create_backend('torch', path)
+    assert '\n' not in str(info.value) and 'is not TorchScript' in str(info.value)
+
+
+def test_module_from_code_matches_the_network(tmp_path):
+    torch.manual_seed(0)
+    model = build_model('mobilenetv2_unet').eval()
+    meta = ModelMeta(arch='mobilenetv2_unet', input_height=64, input_width=64,
+                     **model.output_spec(0.1, 10.0))
+    fed = graph_input_meta(meta)
+    backend = TorchBackend.from_module(graph_module(model, fed), fed)
+    assert backend.kind == 'module' and backend.meta.arch == 'mobilenetv2_unet'
     rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     tensor = Preprocessor(meta)(rgb)
     x = torch.from_numpy(tensor).permute(0, 3, 1, 2).float() / 255.0
@@ -122,7 +133,8 @@ def test_training_checkpoint_takes_the_onnx_graph_input(tmp_path):
     save_checkpoint(path, model, meta)
     onnx_meta, _ = export_model(model, meta, str(tmp_path / 'm.onnx'), check=False,
                                 log=lambda _m: None)
-    backend = TorchBackend.from_file(path)
+    from training.evaluate import checkpoint_backend
+    backend, _net = checkpoint_backend(path)
     ort = OnnxRuntimeBackend.from_file(str(tmp_path / 'm.onnx'))
     assert (backend.meta.input_dtype, backend.meta.input_layout,
             backend.meta.normalize_in_graph) == ('uint8', 'NHWC', True)

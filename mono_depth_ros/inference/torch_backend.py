@@ -1,5 +1,5 @@
 """
-PyTorch backend: a training checkpoint or a TorchScript file, on CPU or CUDA.
+PyTorch backend: a TorchScript file (or a module handed over in code), on CPU or CUDA.
 
 It takes the same input tensor as the ONNX graph (uint8 RGB NHWC by default) and applies
 the same cast/permute/normalise in torch (:func:`graph_module`, which the ONNX export
@@ -7,7 +7,10 @@ wraps too), so every backend is fed alike. On CUDA: fp16, channels_last, and opt
 CUDA graph captured for the fixed input shape after warm-up, which removes the per-kernel
 launch cost that dominates small models at batch 1.
 
-torch is imported lazily: the runtime package must import without it.
+torch is imported lazily: the runtime package must import without it. It never imports
+``training/``: a raw training checkpoint is refused with the export command
+(:func:`load_torch_model`), and code that has the network itself (training/evaluate.py)
+hands it over with :meth:`TorchBackend.from_module`.
 """
 
 from __future__ import annotations
@@ -74,33 +77,28 @@ def torch_available() -> Tuple[bool, str]:
 
 
 def load_torch_model(path: str, map_location='cpu'):
-    """Return (network in eval mode, ModelMeta, kind) from a checkpoint or TorchScript file."""
+    """
+    Return (module in eval mode, ModelMeta, 'torchscript') from a TorchScript file.
+
+    The installed package runs what a file carries by itself: TorchScript (graph and
+    weights, with its metadata in ``meta.json``), ONNX or a TensorRT engine. A training
+    checkpoint holds only weights, and rebuilding its network needs the model zoo, which
+    lives in ``training/`` and is not installed on a robot; so it is refused with the one
+    command that turns it into something the node runs.
+    """
     if not os.path.isfile(path):
         raise BackendError(f'model file not found: {path}')
-    ext = os.path.splitext(path)[1].lower()
-    if ext in TORCHSCRIPT_EXTENSIONS:
+    try:
         return _load_torchscript(path, map_location)
-    try:
-        from training.checkpoint import load_model
-    except ImportError as exc:
-        # A TorchScript file may also carry a .pt extension; try it before giving up.
-        try:
-            return _load_torchscript(path, map_location)
-        except BackendError:
-            pass
+    except _NotTorchScript as exc:
         raise BackendError(
-            f'{path} is a training checkpoint, which needs the training package (run from a '
-            'source checkout) - or export it with training/export_onnx.py --torchscript') from exc
-    try:
-        model, meta = load_model(path, map_location=map_location)
-    except Exception as exc:  # noqa: BLE001 - weights_only loads raise many types
-        try:
-            return _load_torchscript(path, map_location)
-        except BackendError:
-            raise BackendError(f'cannot load checkpoint {path}: {exc}') from exc
-    if not isinstance(meta, ModelMeta):
-        meta = ModelMeta.from_dict(meta)
-    return model.eval(), graph_input_meta(meta), 'checkpoint'
+            f'{path} is not TorchScript ({exc}); a training checkpoint needs exporting '
+            f'first: python training/export_onnx.py --checkpoint {path} --output model.onnx '
+            '[--torchscript model.ts]') from None
+
+
+class _NotTorchScript(Exception):
+    """The file is no TorchScript archive (a raw checkpoint, or not torch at all)."""
 
 
 def graph_input_meta(meta: ModelMeta) -> ModelMeta:
@@ -122,7 +120,7 @@ def _load_torchscript(path: str, map_location):
     try:
         module = torch.jit.load(path, map_location=map_location, _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - RuntimeError or pickle errors
-        raise BackendError(f'cannot load TorchScript {path}: {exc}') from exc
+        raise _NotTorchScript(str(exc).strip().splitlines()[0][:200]) from exc
     text = extra[TORCHSCRIPT_META]
     if isinstance(text, bytes):
         text = text.decode('utf-8')
@@ -136,8 +134,23 @@ def _load_torchscript(path: str, map_location):
     return module.eval(), meta, 'torchscript'
 
 
+def _device(device: str, precision: str) -> str:
+    """Resolve 'auto' and check that the device can run the precision."""
+    import torch
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise BackendError('device cuda requested but torch sees no CUDA device')
+    if precision == 'int8':
+        raise BackendError('the torch backend runs fp32 or fp16 (int8 needs TensorRT)')
+    if precision == 'fp16' and not device.startswith('cuda'):
+        raise BackendError('fp16 needs CUDA in the torch backend (CPU half convolutions '
+                           'are slow or missing)')
+    return device
+
+
 class TorchBackend(Backend):
-    """Run a depth network with PyTorch (checkpoint or TorchScript)."""
+    """Run a depth network with PyTorch (TorchScript, or a module from code)."""
 
     name = 'torch'
 
@@ -153,27 +166,36 @@ class TorchBackend(Backend):
         if not ok:
             raise BackendError(why)
         if model_path.lower().endswith('.onnx'):
-            raise BackendError('the torch backend runs checkpoints or TorchScript, not ONNX')
-        return cls(model_path, precision, device, channels_last, cuda_graphs)
+            raise BackendError('the torch backend runs TorchScript, not ONNX')
+        device = _device(device, precision)
+        net, meta, kind = load_torch_model(model_path, map_location=device)
+        return cls(model_path, net, meta, kind, precision, device, channels_last, cuda_graphs)
 
-    def __init__(self, model_path: str, precision: str = 'fp32', device: str = 'auto',
-                 channels_last: bool = True, cuda_graphs: bool = False):
+    @classmethod
+    def from_module(cls, module, meta: ModelMeta, precision: str = 'fp32',
+                    device: str = 'auto', channels_last: bool = True,
+                    cuda_graphs: bool = False, name: str = 'module') -> 'TorchBackend':
+        """
+        Run a module that takes the model-file input meta describes (see graph_module).
+
+        For code that holds the network itself, e.g. training/evaluate.py with a checkpoint:
+        ``from_module(graph_module(net, graph_input_meta(meta)), graph_input_meta(meta))``.
+        """
+        ok, why = torch_available()
+        if not ok:
+            raise BackendError(why)
+        device = _device(device, precision)
+        return cls(name, module, meta, 'module', precision, device, channels_last, cuda_graphs)
+
+    def __init__(self, model_path: str, module, meta: ModelMeta, kind: str,
+                 precision: str = 'fp32', device: str = 'cpu', channels_last: bool = True,
+                 cuda_graphs: bool = False):
         import torch
-        if device == 'auto':
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        if device.startswith('cuda') and not torch.cuda.is_available():
-            raise BackendError('device cuda requested but torch sees no CUDA device')
-        if precision == 'int8':
-            raise BackendError('the torch backend runs fp32 or fp16 (int8 needs TensorRT)')
-        if precision == 'fp16' and not device.startswith('cuda'):
-            raise BackendError('fp16 needs CUDA in the torch backend (CPU half convolutions '
-                               'are slow or missing)')
-        net, meta, self.kind = load_torch_model(model_path, map_location=device)
         super().__init__(model_path, meta, precision)
+        self.kind = kind
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = torch.float16 if precision == 'fp16' else torch.float32
-        module = net if self.kind == 'torchscript' else graph_module(net, meta)
         module = module.to(self.device).eval()
         if self.dtype == torch.float16:
             module = module.half()
@@ -194,6 +216,23 @@ class TorchBackend(Backend):
                 # 'fp32' a label for 10-bit-mantissa arithmetic, in timings and in depth.
                 torch.backends.cudnn.allow_tf32 = False
                 torch.backends.cuda.matmul.allow_tf32 = False
+        self._check_io()
+
+    def _check_io(self) -> None:
+        """Run one zero input of the metadata's shape: refuse a module that does not fit it."""
+        zeros = np.zeros(self.input_shape, self.input_dtype)
+        try:
+            out = self.infer_tensor(self.to_device(zeros))
+        except Exception as exc:  # noqa: BLE001 - shape and dtype errors come in many types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''
+            raise BackendError(
+                f'{self.model_path}: the module does not run on the input the metadata '
+                f'describes ({self.meta.input_layout} {self.meta.input_dtype} '
+                f'{list(self.input_shape)}): {type(exc).__name__}: {first}') from None
+        shape = tuple(getattr(out, 'shape', ()))
+        if not 2 <= len(shape) <= 4 or any(d != 1 for d in shape[:-2]):
+            raise BackendError(f'{self.model_path}: output shape {list(shape)}; expected one '
+                               'depth map (1, 1, H, W), (1, H, W) or (H, W)')
 
     def _run(self, x):
         with self.torch.inference_mode():

@@ -72,9 +72,9 @@ class EngineBuildJob:
     def run(self) -> str:
         """Build (or reuse) the engine; return the path of the engine to use."""
         self.validate()
-        from mono_depth_ros.inference.tensorrt.backend import (
-            import_tensorrt, load_or_build_engine, onnx_meta)
-        trt = import_tensorrt()
+        from mono_depth_ros.inference.tensorrt import cuda
+        from mono_depth_ros.inference.tensorrt.builder import load_or_build_engine, onnx_meta
+        trt = cuda.import_tensorrt()
         meta = onnx_meta(self.model)
         self.log(f'TensorRT {trt.__version__}; model {meta.arch} '
                  f'{meta.input_height}x{meta.input_width} ({meta.output_mode})')

@@ -69,8 +69,8 @@ def rss_bytes(pid: Union[int, str] = 'self') -> int:
 def device_used_bytes() -> Optional[int]:
     """Return the bytes in use on CUDA device 0 (cudaMemGetInfo), or None where unreadable."""
     try:
-        from mono_depth_ros.inference.tensorrt.backend import cuda_check, cuda_runtime
-        free, total = cuda_check(cuda_runtime().cudaMemGetInfo())
+        from mono_depth_ros.inference.tensorrt import cuda
+        free, total = cuda.cuda_check(cuda.cuda_runtime().cudaMemGetInfo())
     except Exception:  # noqa: BLE001 - no cuda-python, no driver, no device
         return None
     return int(total) - int(free)
@@ -369,7 +369,7 @@ def read_meta(model_path: str) -> ModelMeta:
         raise BenchError(f'model file not found: {model_path}')
     ext = os.path.splitext(model_path)[1].lower()
     if ext == '.onnx':
-        from mono_depth_ros.inference.tensorrt.backend import onnx_meta
+        from mono_depth_ros.inference.tensorrt.builder import onnx_meta
         return onnx_meta(model_path)
     if ext in ('.engine', '.plan', '.trt'):
         from mono_depth_ros.inference.tensorrt.engine_cache import read_sidecar

@@ -159,14 +159,14 @@ class CudaBuffer:
     """One reusable device allocation that batches are copied into (cuda-python)."""
 
     def __init__(self):
-        from mono_depth_ros.inference.tensorrt.backend import cuda_runtime
-        self._cudart = cuda_runtime()
+        from mono_depth_ros.inference.tensorrt import cuda
+        self._cudart = cuda.cuda_runtime()
         self.address = 0
         self.nbytes = 0
 
     def __call__(self, array: np.ndarray) -> int:
         """Copy array to the device and return the address."""
-        from mono_depth_ros.inference.tensorrt.backend import cuda_check
+        from mono_depth_ros.inference.tensorrt.cuda import cuda_check
         cudart = self._cudart
         if array.nbytes > self.nbytes:
             self.free()
