@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mono_depth_ros.core import image_codec
+from mono_depth_ros.core import scale as scale_sources
 from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuffer,
                                         manual_camera, output_size, preset_camera)
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, NonFiniteOutputError
@@ -45,7 +46,7 @@ from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Range
 
 BUNDLED_MODEL = 'mono_depth.onnx'
 WARN_PERIOD_S = 2.0
@@ -128,7 +129,8 @@ class DepthRuntime:
         self._last_processed = 0.0
         self._input_size: Optional[Tuple[int, int]] = None
         self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
-        self.pub_diag = None
+        self.pub_diag = self.pub_relative = None
+        self.scale: Optional[scale_sources.ScaleEstimator] = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def configure(self) -> None:
@@ -141,6 +143,11 @@ class DepthRuntime:
         if problem:
             self.cleanup()
             raise StartupError(problem)
+        try:
+            self.scale = self._make_scale(self.cfg)
+        except scale_sources.ScaleError as exc:
+            self.cleanup()
+            raise StartupError(str(exc)) from exc
         self.configured = True
 
     def activate(self) -> None:
@@ -162,6 +169,9 @@ class DepthRuntime:
         self.pub_colored = node.create_publisher(Image, 'depth/colored', qos_out)
         self.pub_points = node.create_publisher(PointCloud2, 'points', qos_out)
         self.pub_diag = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if not self.meta.is_metric:
+            self.pub_relative = node.create_publisher(Image, 'depth/relative', qos_out)
+            self._entities.append((node.destroy_publisher, self.pub_relative))
         if cfg['input_transport'] == 'compressed':
             image_sub = node.create_subscription(CompressedImage, 'image/compressed',
                                                  self._on_image, qos_in)
@@ -170,8 +180,18 @@ class DepthRuntime:
         info_sub = node.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                             qos_in)
         timer = node.create_timer(float(cfg['diagnostics_period']), self._publish_diagnostics)
-        self._entities = [(node.destroy_publisher, p) for p in (
+        self._entities += [(node.destroy_publisher, p) for p in (
             self.pub_depth, self.pub_info, self.pub_colored, self.pub_points, self.pub_diag)]
+        source = cfg['scale_source']
+        if source == 'sparse_depth':
+            self._entities += [
+                (node.destroy_subscription, node.create_subscription(
+                    Image, 'sparse_depth', self._on_sparse_depth, qos_in)),
+                (node.destroy_subscription, node.create_subscription(
+                    PointCloud2, 'sparse_points', self._on_sparse_points, qos_in))]
+        elif source == 'range':
+            self._entities.append((node.destroy_subscription, node.create_subscription(
+                Range, 'range', self._on_range, qos_in)))
         self._entities += [(node.destroy_subscription, image_sub),
                            (node.destroy_subscription, info_sub), (node.destroy_timer, timer)]
         self.judge = PeriodJudge()
@@ -183,7 +203,9 @@ class DepthRuntime:
             f'ready: {self.backend.describe()}, model {self.model_path} '
             f'({self.meta.arch} {self.meta.input_width}x{self.meta.input_height}, '
             f'{self.meta.output_mode}), intrinsics {cfg["intrinsics"]}, '
-            f'input {cfg["input_transport"]}')
+            f'input {cfg["input_transport"]}, scale_source {cfg["scale_source"]}')
+        if not self.meta.is_metric and self.scale is None:
+            self.log.warn(self._relative_warning())
 
     def deactivate(self) -> bool:
         """Stop the worker and destroy the topics; return False if the worker is stuck."""
@@ -195,7 +217,7 @@ class DepthRuntime:
                 pass
         self._entities = []
         self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
-        self.pub_diag = None
+        self.pub_diag = self.pub_relative = None
         with self._lock:
             self._pending = None
         self.active = False
@@ -208,7 +230,7 @@ class DepthRuntime:
             return
         if self.backend is not None:
             self.backend.close()
-        self.backend = self.meta = self.frames = None
+        self.backend = self.meta = self.frames = self.scale = None
         self.configured = False
 
     def shutdown(self) -> None:
@@ -249,6 +271,33 @@ class DepthRuntime:
         self.meta = self.backend.meta
         self.frames = FrameProcessor(self.meta, self.backend, log=self.log.info)
 
+    @staticmethod
+    def _scale_config(cfg) -> scale_sources.ScaleConfig:
+        config = scale_sources.ScaleConfig(
+            source=str(cfg['scale_source']), camera_height=float(cfg['camera_height']),
+            camera_pitch=float(cfg['camera_pitch']),
+            ground_normal_tolerance=float(cfg['ground_normal_tolerance']),
+            scale=float(cfg['scale']), shift=float(cfg['shift']),
+            sparse_max_age=float(cfg['sparse_max_age']),
+            scale_smoothing=float(cfg['scale_smoothing']),
+            scale_max_jump=float(cfg['scale_max_jump']), scale_hold=float(cfg['scale_hold']),
+            scale_min_inliers=int(cfg['scale_min_inliers']))
+        config.validate()
+        return config
+
+    def _make_scale(self, cfg) -> Optional[scale_sources.ScaleEstimator]:
+        """Return the scale source of the configuration (None for scale_source none)."""
+        if cfg['scale_source'] == 'none':
+            return None
+        return scale_sources.ScaleEstimator(
+            self._scale_config(cfg), scale_sources.base_kind(self.meta.output_mode),
+            metric_model=self.meta.is_metric)
+
+    def _relative_warning(self) -> str:
+        return (f'relative model ({self.meta.output_mode}: no metres) and scale_source none: '
+                'publishing depth/relative only, no depth or points; set scale_source '
+                '(ground_plane, sparse_depth, range or fixed) for metric output')
+
     def _depth_range(self, cfg) -> Tuple[float, float]:
         return node_params.effective_depth_range(cfg, self.meta.min_depth, self.meta.max_depth)
 
@@ -261,6 +310,12 @@ class DepthRuntime:
         problem = node_params.validate(cfg, model_range)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
+        if self.scale is not None:
+            try:
+                # The same estimator keeps its fitted scale; only its settings change.
+                self.scale.config = self._scale_config(cfg)
+            except scale_sources.ScaleError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
         self.cfg = cfg  # one new snapshot; the worker reads self.cfg once per frame
         return SetParametersResult(successful=True)
 
@@ -281,6 +336,42 @@ class DepthRuntime:
             self._cameras.add(stamp_ns(msg.header), camera)
             self._lock.notify_all()
 
+    def _on_sparse_depth(self, msg: Image) -> None:
+        try:
+            samples = scale_sources.sparse_from_image_buffer(
+                msg.encoding, int(msg.width), int(msg.height), int(msg.step), bytes(msg.data),
+                bool(msg.is_bigendian), stamp_ns(msg.header) * 1e-9)
+        except scale_sources.ScaleError as exc:
+            self._bad('sparse_depth', str(exc))
+            return
+        if self.scale is not None:
+            self.scale.add_sparse(samples)
+
+    def _on_sparse_points(self, msg: PointCloud2) -> None:
+        try:
+            samples = scale_sources.sparse_from_cloud_buffer(
+                [(f.name, int(f.offset), int(f.datatype)) for f in msg.fields],
+                int(msg.point_step), int(msg.width) * int(msg.height), bytes(msg.data),
+                bool(msg.is_bigendian), stamp_ns(msg.header) * 1e-9)
+        except scale_sources.ScaleError as exc:
+            self._bad('sparse_points', str(exc))
+            return
+        if self.scale is not None:
+            self.scale.add_sparse(samples)
+
+    def _on_range(self, msg: Range) -> None:
+        value = float(msg.range)
+        if not (math.isfinite(value) and float(msg.min_range) <= value <= float(msg.max_range)):
+            # REP 117: +-Inf mean out of range, NaN an invalid reading; neither gives a scale.
+            self._bad('range', f'range {value} outside [{msg.min_range}, {msg.max_range}]')
+            return
+        if self.scale is not None:
+            self.scale.add_range(stamp_ns(msg.header) * 1e-9, value)
+
+    def _relative_wanted(self) -> bool:
+        pub = self.pub_relative
+        return pub is not None and pub.get_subscription_count() > 0
+
     # -- worker -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -297,7 +388,7 @@ class DepthRuntime:
                 self.stats.count('rate_limited')
                 continue
             wanted = self._wanted(cfg)
-            if not any(wanted):
+            if not any(wanted) and not self._relative_wanted():
                 self.stats.count('skipped_no_subscribers')
                 continue
             self._last_processed = now
@@ -412,21 +503,36 @@ class DepthRuntime:
             return
         camera = camera.intrinsics
         self._output_size(cfg, w, h)  # warns when the size is capped
+        source = None
+        if self.scale is not None:
+            source = self.scale.for_frame(stamp_ns(msg.header) * 1e-9)
         try:
-            result = self.frames.run(rgb, camera, self._config_for(cfg, wanted))
+            result = self.frames.run(rgb, camera, self._config_for(cfg, wanted), scale=source)
         except NonFiniteOutputError as exc:
             self._bad('model_nonfinite', str(exc))
             return
         for stage in ('preprocess', 'inference', 'postprocess', 'colored', 'cloud'):
             if stage in result.times:
                 self.stats.stage(stage, result.times[stage])
-        if result.depth is None:
-            return  # a relative model without a scale: nothing metric to publish
 
         header = msg.header
         if cfg['frame_id']:
             header.frame_id = str(cfg['frame_id'])
         t_pub = 0.0
+        if result.relative is not None and self._relative_wanted():
+            tp = time.perf_counter()
+            self.pub_relative.publish(ros_io.depth_to_image(result.relative, header))
+            t_pub += time.perf_counter() - tp
+        if self.scale is not None and result.scale is None:
+            # The source has no scale (none yet, or its hold ran out): no metres, even from
+            # a metric model whose own scale it was set to correct.
+            result.depth = None
+        if result.depth is None:
+            # A relative model without a scale: depth/relative only, never metres.
+            if result.relative is not None:
+                self.stats.stage('publish', t_pub)
+                self.stats.frame_out(self._latency(header), time.perf_counter() - t0)
+            return
         if want_depth:
             tp = time.perf_counter()
             self.pub_depth.publish(ros_io.depth_to_image(result.depth, header))
@@ -471,7 +577,16 @@ class DepthRuntime:
 
     # -- diagnostics ----------------------------------------------------------------------------
     def diagnostic_problems(self) -> Sequence[Tuple[int, str]]:
-        """Return (level, message) problems beyond the frame counters (none yet)."""
+        """Return (level, message) problems beyond the frame counters: the scale's."""
+        warn = 1  # diagnostic_msgs WARN: degraded output
+        if self.meta is None:
+            return ()
+        if self.scale is None:
+            return () if self.meta.is_metric else ((warn, self._relative_warning()),)
+        if not self.scale.metric_now():
+            reason = self.scale.last_fit.reason or 'no fit yet'
+            return ((warn, f'scale_source {self.scale.config.source} has no scale ({reason}): '
+                     'publishing no depth or points until a fit succeeds'),)
         return ()
 
     def diagnostic_status(self) -> DiagnosticStatus:
@@ -486,7 +601,12 @@ class DepthRuntime:
         values = [KeyValue(key='backend', value=self.backend.describe()),
                   KeyValue(key='model', value=self.model_path),
                   KeyValue(key='engine', value=engine),
-                  KeyValue(key='stalled_periods', value=str(self.judge.stalled))]
+                  KeyValue(key='stalled_periods', value=str(self.judge.stalled)),
+                  KeyValue(key='output_mode', value=self.meta.output_mode)]
+        if self.scale is not None:
+            values += [KeyValue(key=k, value=v) for k, v in self.scale.diagnostics().items()]
+        else:
+            values.append(KeyValue(key='scale source', value='none'))
         for key in sorted(snap):
             value = snap[key]
             values.append(KeyValue(key=key, value='nan' if math.isnan(value) else f'{value:g}'))

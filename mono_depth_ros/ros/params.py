@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from mono_depth_ros.core.scale import SCALE_SOURCES
+
 BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')
 PRECISIONS = ('fp32', 'fp16', 'int8')
 INTRINSICS_MODES = ('camera_info', 'kinect', 'kitti', 'manual')
@@ -85,7 +87,33 @@ PARAMETERS: Tuple[Param, ...] = (
           choices=DEPTH_UPSAMPLING),
     Param('edge_threshold', 0.1, 'edge_aware: neighbours whose depths differ by more than this '
           'fraction are not mixed', float_range=(0.001, 1.0)),
-    # -- scale source (relative models; see the scale parameters added below this line) ------
+    # -- scale source (relative models; a metric model's scale correction) -------------------
+    Param('scale_source', 'none', 'where metric scale comes from: none (metric models only; a '
+          'relative model then publishes depth/relative alone), ground_plane (camera_height, '
+          'camera_pitch), sparse_depth (the sparse_depth or sparse_points topic), range (the '
+          'range topic), fixed (scale, shift)', read_only=True, choices=SCALE_SOURCES),
+    Param('camera_height', 0.0, 'ground_plane: height of the camera above a flat floor, m',
+          float_range=(0.0, 100.0)),
+    Param('camera_pitch', 0.0, 'ground_plane: downward pitch of the optical axis, rad '
+          '(positive looks down); with an inverse-depth model it also fixes the shift, so '
+          'give it precisely', float_range=(-1.5, 1.5)),
+    Param('ground_normal_tolerance', 0.17, 'ground_plane: largest tilt of the fitted floor '
+          'from the expected one, rad', float_range=(0.01, 1.0)),
+    Param('scale', 1.0, "fixed: scale of the affine map in the model's space (depth, or "
+          'inverse depth for inverse-depth models)', float_range=(1e-9, 1e9)),
+    Param('shift', 0.0, "fixed: shift of that map, in the model's space",
+          float_range=(-1e9, 1e9)),
+    Param('sparse_max_age', 0.1, 'sparse_depth and range: use the sample whose stamp is '
+          'nearest the frame within this many seconds; older ones are ignored and counted',
+          float_range=(0.0, 10.0)),
+    Param('scale_smoothing', 0.0, 'time constant of the exponential smoothing of the fitted '
+          'scale and shift, s; 0 = none', float_range=(0.0, 60.0)),
+    Param('scale_max_jump', 0.3, 'reject (and count) a fit whose scale differs from the '
+          'current one by more than this fraction; 0 = never', float_range=(0.0, 100.0)),
+    Param('scale_hold', 1.0, 'keep the last good scale for this many seconds without a good '
+          'fit; after that, no metric output until a fit succeeds', float_range=(0.0, 3600.0)),
+    Param('scale_min_inliers', 30, 'a fit with fewer inliers is rejected and counted',
+          int_range=(3, 1000000)),
     # -- outputs -------------------------------------------------------------------------------
     Param('publish_points', True, 'publish the organized point cloud on points'),
     Param('points_rgb', True, 'add rgb to the point cloud'),
@@ -155,6 +183,10 @@ def validate(cfg: Mapping[str, Any], model_depth_range: Optional[Tuple[float, fl
         lo, hi = lo or model_depth_range[0], hi or model_depth_range[1]
     if (model_depth_range is not None or (lo and hi)) and not lo < hi:
         return f'min_depth ({lo}) must be smaller than max_depth ({hi})'
+    if cfg.get('scale_source') == 'ground_plane' and not float(cfg.get('camera_height',
+                                                                       0.0)) > 0:
+        return ('scale_source ground_plane needs camera_height, the height of the camera '
+                'above the floor in metres (0 = not set)')
     if cfg.get('intrinsics') == 'manual':
         missing = [n for n in ('fx', 'fy', 'cx', 'cy') if not float(cfg.get(n, 0.0)) > 0]
         if missing:
