@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from mono_depth_ros.core.frame import DEFAULT_EDGE_THRESHOLD, DEFAULT_UPSAMPLING
 from mono_depth_ros.core.scale import SCALE_SOURCES
 
 BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')
@@ -82,11 +83,11 @@ PARAMETERS: Tuple[Param, ...] = (
     Param('max_output_pixels', MAX_OUTPUT_PIXELS_DEFAULT, 'largest depth image, pixels: a '
           'larger input is scaled down further (with a warning that gives the sizes), so that '
           'outputs fit the shared-memory transport; 0 = no cap', int_range=(0, 2 ** 31 - 1)),
-    Param('depth_upsampling', 'bilinear', 'how the model output is resized to the output size: '
-          'nearest, bilinear, or edge_aware (bilinear, NaN across depth edges)',
+    Param('depth_upsampling', DEFAULT_UPSAMPLING, 'how the model output is resized to the '
+          'output size: nearest, bilinear, or edge_aware (bilinear, NaN across depth edges)',
           choices=DEPTH_UPSAMPLING),
-    Param('edge_threshold', 0.1, 'edge_aware: neighbours whose depths differ by more than this '
-          'fraction are not mixed', float_range=(0.001, 1.0)),
+    Param('edge_threshold', DEFAULT_EDGE_THRESHOLD, 'edge_aware: neighbours whose depths '
+          'differ by more than this fraction are not mixed', float_range=(0.001, 1.0)),
     # -- scale source (relative models; a metric model's scale correction) -------------------
     Param('scale_source', 'none', 'where metric scale comes from: none (metric models only; a '
           'relative model then publishes depth/relative alone), ground_plane (camera_height, '
