@@ -215,3 +215,62 @@ def test_separate_schedule_trains_bases_then_meta_and_evaluates_side_by_side(tmp
     for name in ('base 0 (squeezenet_unet)', 'base 1 (eigen_multiscale)', 'simple average',
                  'ensemble', 'params', 'ms'):
         assert name in result.stdout, name
+
+
+def _script(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'scripts',
+                                                                     f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parameter_counts_of_the_variants():
+    from training.networks.ensemble import count_parameters
+    model = tiny()
+    views = model.variants()
+    bases = [count_parameters(b) for b in model.encoder]
+    assert [count_parameters(views[n]) for n in views if n.startswith('base ')] == bases
+    assert count_parameters(views['simple average']) == sum(bases)
+    assert count_parameters(views['ensemble']) == sum(bases) + count_parameters(model.decoder)
+
+
+def test_grid_script_prints_the_mode_table(tmp_path, capsys):
+    grid = _script('ensemble_grid')
+    out = tmp_path / 'grid'
+    assert grid.main(['--train-size', '8', '--val-size', '2', '--eval-size', '2',
+                      '--base-epochs', '1', '--meta-epochs', '1', '--inputs', 'rgb+d',
+                      '--bases', 'frozen', '--schedules', 'separate', 'simultaneous',
+                      '--output-dir', str(out)]) == 0
+    import csv
+    rows = list(csv.DictReader(open(out / 'grid.csv')))
+    assert {(r['inputs'], r['schedule']) for r in rows} == {
+        ('rgb+d', s) for s in ('separate', 'simultaneous')}
+    for row in rows:
+        assert row['diverged'] == '0' and 0 < float(row['abs_rel']) < 10
+        assert float(row['gain_vs_average']) == pytest.approx(
+            float(row['average_abs_rel']) - float(row['abs_rel']), abs=2e-3)
+    assert '| inputs | bases | schedule | abs_rel |' in capsys.readouterr().out
+
+
+def test_bench_script_times_the_ensemble_against_its_bases(tmp_path):
+    from training.checkpoint import save_checkpoint
+    bench = _script('bench_ensemble')
+    model = tiny().eval()
+    meta = ModelMeta(arch='stacked_ensemble', arch_args={
+        'base_models': TINY_BASES, 'meta_width': 4, 'meta_levels': 2},
+        input_height=32, input_width=48, **model.output_spec(0.1, 10.0))
+    path = str(tmp_path / 'ensemble.pt')
+    save_checkpoint(path, model, meta)
+    out = tmp_path / 'bench'
+    assert bench.main(['--checkpoint', path, '--iterations', '2', '--pipeline-frames', '2',
+                       '--rounds', '1', '--output-dir', str(out)]) == 0
+    import csv
+    rows = {r['model']: r for r in csv.DictReader(open(out / 'ensemble.csv'))}
+    assert set(rows) == {'base 0 (squeezenet_unet)', 'base 1 (eigen_multiscale)',
+                         'simple average', 'ensemble'}
+    base_ratios = [float(rows[n]['ort_ratio']) for n in rows if n.startswith('base ')]
+    assert min(base_ratios) == pytest.approx(1.0)
+    assert all(float(r['ort_p50_ms']) > 0 and float(r['pipeline_p50_ms']) > 0
+               for r in rows.values())

@@ -246,12 +246,13 @@ class AverageView(DepthNet):
 
     def __init__(self, ensemble: StackedEnsemble):
         super().__init__()
-        self.ensemble = ensemble
         self.encoder = ensemble.encoder
+        # Not a submodule: the average's parameters are the bases', not the meta-learner's.
+        self.__dict__['_ensemble'] = ensemble
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the mean of the bases' depths."""
-        return self.ensemble.base_depths(x).mean(dim=1, keepdim=True)
+        return self._ensemble.base_depths(x).mean(dim=1, keepdim=True)
 
 
 def count_parameters(module: Optional[nn.Module]) -> int:
