@@ -96,3 +96,22 @@ def test_bind_io_rules():
         bind_io(META, [x], [TensorSpec('depth', (1, 12, 16), 'int64')], 'm')
     with pytest.raises(BackendError, match='4-D'):
         bind_io(META, [TensorSpec('image', (12, 16, 3), 'uint8')], [y], 'm')
+
+
+@pytest.mark.parametrize('key, value, words', [
+    ('mean', 'abc', 'mean must be 3 numbers'),
+    ('extra', 'abc', 'extra must be a mapping'),
+    ('format_version', 'x', 'format_version must be a positive integer'),
+    ('input_height', 100000000, 'input_height must be in'),
+])
+def test_bad_metadata_values_are_one_line_at_load(tmp_path, key, value, words):
+    import json
+    path = write_model(tmp_path / 'm.onnx', META)
+    model = onnx.load(path)
+    for entry in model.metadata_props:
+        if entry.key == f'mono_depth.{key}':
+            entry.value = json.dumps(value)
+    onnx.save(model, path)
+    with pytest.raises(BackendError, match=words) as info:
+        create_backend('auto', path)
+    assert '\n' not in str(info.value)
