@@ -31,13 +31,9 @@ def test_presets_match_the_published_values():
     ([500, 0, 320, 0, 500, 240, 0, 0, 1], 0, 480, 'size'),
     ([math.nan, 0, 320, 0, 500, 240, 0, 0, 1], 640, 480, 'finite'),
 ])
-def test_bad_camera_info_is_rejected(k, w, h, words):
-    class Msg:
-        pass
-    msg = Msg()
-    msg.k, msg.width, msg.height = k, w, h
+def test_bad_camera_matrix_is_rejected(k, w, h, words):
     with pytest.raises(IntrinsicsError, match=words):
-        Intrinsics.from_camera_info(msg)
+        Intrinsics.from_K(k, w, h)
 
 
 def test_resize_round_trip_and_pixel_centre_convention():
@@ -97,6 +93,35 @@ def test_tilted_plane_gives_coplanar_points():
     sv = np.linalg.svd(centred, compute_uv=False)
     assert sv[2] / math.sqrt(len(pts)) < 1e-5 * np.abs(pts).max()
     assert np.allclose(pts @ normal, -d, atol=1e-5 * d * 10)
+
+
+def test_a_known_plane_catches_focal_and_scale_errors_that_planarity_cannot():
+    # A sloping floor 1.5 m from the camera, rising to the left: n . X = d (optical frame).
+    normal = np.array([0.35, 0.85, 0.3])
+    normal /= np.linalg.norm(normal)
+    d = 1.5
+    u, v = np.meshgrid(np.arange(K.width), np.arange(K.height))
+    rays = np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones_like(u, float)], -1)
+    facing = rays @ normal
+    t = np.where(facing > 1e-3, d / np.maximum(facing, 1e-3), np.nan)
+    depth = np.where(t < 20, t, np.nan).astype(np.float32)
+
+    def errors(intr, scale=1.0):
+        xyz = backproject(depth * np.float32(scale), intr).reshape(-1, 3)
+        pts = xyz[np.isfinite(xyz[:, 2])].astype(np.float64)
+        planarity = np.linalg.svd(pts - pts.mean(0), compute_uv=False)[2] / math.sqrt(len(pts))
+        return planarity, np.abs(pts @ normal - d).max()
+    planar, off = errors(K)
+    assert planar < 1e-5 and off < 1e-4
+    wrong = {'fx 3% long': (Intrinsics(K.fx * 1.03, K.fy, K.cx, K.cy, K.width, K.height), 1.0),
+             'fy 3% long': (Intrinsics(K.fx, K.fy * 1.03, K.cx, K.cy, K.width, K.height), 1.0),
+             'cy 8 px off': (Intrinsics(K.fx, K.fy, K.cx, K.cy + 8, K.width, K.height), 1.0),
+             'depth 3% far': (K, 1.03)}
+    for what, (intr, scale) in wrong.items():
+        planar, off = errors(intr, scale)
+        # Still a plane (a linear map of a plane is a plane), but not the known one.
+        assert planar < 1e-5, what
+        assert off > 0.02, what
 
 
 def test_invalid_and_out_of_range_depth_gives_nan():

@@ -11,7 +11,7 @@ import math
 import re
 import struct
 
-from mono_depth_ros.core.camera import output_size
+from mono_depth_ros.core.camera import camera_from_info, output_size
 from mono_depth_ros.core.geometry import backproject
 from mono_depth_ros.core.intrinsics import Intrinsics, preset
 from mono_depth_ros.core.pointcloud import unpack_cloud
@@ -144,7 +144,7 @@ def test_topics_headers_and_point_geometry(node):
     assert (cloud_msg.height, cloud_msg.width) == (H // 2, W // 2)
     assert not cloud_msg.is_dense
     assert [f.name for f in cloud_msg.fields] == ['x', 'y', 'z', 'rgb']
-    cam = Intrinsics.from_camera_info(info).subsample(2)
+    cam = camera_from_info(info).intrinsics.subsample(2)
     xyz, rgb = unpack_cloud(ros_io.cloud_from_msg(cloud_msg))
     expected = backproject(depth[::2, ::2].copy(), cam)
     assert np.allclose(xyz, expected, atol=1e-5)

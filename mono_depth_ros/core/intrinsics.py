@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Any, Dict, Optional
+from typing import Dict, Optional
 
 from mono_depth_ros.core.atomic import atomic_write_text
 from mono_depth_ros.core.yaml_file import read_yaml_mapping
@@ -67,18 +67,6 @@ class Intrinsics:
         if k[8] != 1.0:
             raise IntrinsicsError(f'K[2,2] must be 1, got {k[8]} (an all-zero or malformed K)')
         return cls(fx=k[0], fy=k[4], cx=k[2], cy=k[5], width=width, height=height)
-
-    @classmethod
-    def from_camera_info(cls, msg: Any) -> 'Intrinsics':
-        """Build from a sensor_msgs/CameraInfo (or any object with k, width, height)."""
-        try:
-            k = list(msg.k)
-            width, height = int(msg.width), int(msg.height)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise IntrinsicsError(f'not a CameraInfo: {exc}') from exc
-        if width <= 0 or height <= 0:
-            raise IntrinsicsError(f'CameraInfo has zero size ({width}x{height})')
-        return cls.from_K(k, width, height)
 
     # -- exact transforms -----------------------------------------------------------------
     def resize(self, width: int, height: int) -> 'Intrinsics':
