@@ -323,3 +323,49 @@ def test_backend_errors_are_clear(tmp_path):
         create_backend('onnxruntime', str(bad))
     with pytest.raises(BackendError, match='unknown backend'):
         create_backend('openvino', str(bad))
+
+
+@pytest.mark.parametrize('mode', ['crop', 'pad'])
+@pytest.mark.parametrize('scale', [0.5, 0.3])
+def test_crop_and_pad_geometry_at_a_smaller_output(mode, scale):
+    # 0.5 keeps whole output pixels (cv2 path); 0.3 (373x112 of 1242x375) does not (exact
+    # separable path). Either way depth is where the model saw the camera, and the ramp's
+    # value at each output pixel follows from its centre's camera coordinate.
+    rgb = np.zeros((375, 1242, 3), np.uint8)
+    rgb[..., :] = (np.arange(1242) * 255 // 1241).astype(np.uint8)[None, :, None]
+    result = run(BRIGHT, Bright(), rgb, KITTI, resize_mode=mode, output_scale=scale,
+                 depth_upsampling='bilinear')
+    out_h, out_w = result.depth.shape
+    assert result.camera.is_close(KITTI.resize(out_w, out_h))
+    row = result.depth[out_h // 2]
+    centres = (np.arange(out_w) + 0.5) * 1242 / out_w   # camera edge coordinates
+    box = (371, 871) if mode == 'crop' else (0, 1242)
+    inside = (centres >= box[0]) & (centres <= box[1])
+    assert np.array_equal(np.isfinite(row), inside)
+    # Away from the box's border, depth rises with the camera column like the ramp does.
+    ramp = 1 + 4 * np.clip(centres - 0.5, 0, 1241) / 1241
+    core = inside & (centres > box[0] + 30) & (centres < box[1] - 30)
+    assert np.allclose(row[core], ramp[core], atol=0.03)
+
+
+def test_pad_with_a_half_resolution_output_cuts_whole_output_pixels():
+    class HalfBright(Bright):
+        def infer(self, tensor):
+            full = super().infer(tensor)
+            return cv2.resize(full, (full.shape[1] // 2, full.shape[0] // 2),
+                              interpolation=cv2.INTER_AREA)
+
+    # KITTI into 64x48 pads 14 rows above the 19 image rows: at 32x24 the image spans
+    # output rows 7..16.5, so rows 7..15 (whole pixels) are kept, camera rows 0..355.3.
+    result = run(BRIGHT, HalfBright(), np.full((375, 1242, 3), 200, np.uint8), KITTI,
+                 resize_mode='pad', depth_upsampling='bilinear')
+    grid = result.model_camera
+    assert (grid.width, grid.height) == (32, 9)
+    assert grid.is_close(Intrinsics(KITTI.fx * 32 / 1242, KITTI.fy * 9 / (9 * 2 * 375 / 19),
+                                    (KITTI.cx + 0.5) * 32 / 1242 - 0.5,
+                                    (KITTI.cy + 0.5) * 9 / (9 * 2 * 375 / 19) - 0.5, 32, 9),
+                         1e-9)
+    valid_rows = np.isfinite(result.depth).all(axis=1)
+    centres = np.arange(375) + 0.5
+    assert np.array_equal(valid_rows, centres <= 9 * 2 * 375 / 19)
+    assert np.allclose(result.depth[valid_rows], 4 * 200 / 255 + 1, atol=1e-5)
