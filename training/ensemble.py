@@ -66,6 +66,8 @@ class EnsembleTask(SupervisedDepthTask):
         for spec in args.get('base_models') or ():
             if isinstance(spec, dict):
                 spec['checkpoint'] = ''
+                spec['args'] = {k: v for k, v in dict(spec.get('args') or {}).items()
+                                if k != 'pretrained'}
         return dataclasses.replace(meta, arch_args=args)
 
 
@@ -90,6 +92,8 @@ def base_config(config: Mapping[str, Any], spec: Mapping[str, Any], index: int) 
         out['model']['max_depth'] = float(spec['max_depth'])
     if int(spec.get('epochs') or 0) > 0:
         out['train'] = dict(out['train'], epochs=int(spec['epochs']))
+    if spec.get('loss'):
+        out['loss'] = {'name': spec['loss']['name'], 'args': dict(spec['loss'].get('args') or {})}
     return out
 
 

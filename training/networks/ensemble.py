@@ -31,7 +31,7 @@ from training.networks.base import DepthNet, upsample_to
 INPUTS = ('d', 'rgb', 'rgb+d')
 BASE_MODES = ('frozen', 'finetune')
 SCHEDULES = ('separate', 'simultaneous')
-BASE_KEYS = ('arch', 'args', 'checkpoint', 'epochs', 'min_depth', 'max_depth')
+BASE_KEYS = ('arch', 'args', 'checkpoint', 'epochs', 'loss', 'min_depth', 'max_depth')
 
 
 class SeparableConv(nn.Module):
@@ -103,6 +103,7 @@ def _base_spec(spec: Mapping[str, Any], index: int) -> Dict[str, Any]:
     out = {'arch': str(spec['arch']), 'args': dict(spec.get('args') or {}),
            'checkpoint': str(spec.get('checkpoint') or ''),
            'epochs': int(spec.get('epochs') or 0),
+           'loss': dict(spec.get('loss') or {}),
            'min_depth': float(spec.get('min_depth') or 0.1),
            'max_depth': float(spec.get('max_depth') or 10.0)}
     if not 0 < out['min_depth'] < out['max_depth']:
@@ -112,7 +113,7 @@ def _base_spec(spec: Mapping[str, Any], index: int) -> Dict[str, Any]:
 
 def load_base(spec: Mapping[str, Any]) -> nn.Module:
     """Build a base learner from its spec; load its checkpoint (safely) when one is named."""
-    from training.networks import build_model, rebuild_args
+    from training.networks import build_model
     if spec['checkpoint']:
         from training.checkpoint import load_model
         model, meta = load_model(spec['checkpoint'])
@@ -120,19 +121,22 @@ def load_base(spec: Mapping[str, Any]) -> nn.Module:
             raise ValueError(f'{spec["checkpoint"]} holds a {meta.arch}, the ensemble '
                              f'expects a {spec["arch"]}')
         return model
-    return build_model(spec['arch'], **rebuild_args(spec['args']))
+    # A 'pretrained' file is read at first build only: the ensemble's checkpoint drops it
+    # (training.ensemble.EnsembleTask.describe) because it holds the weights.
+    return build_model(spec['arch'], **spec['args'])
 
 
 class StackedEnsemble(DepthNet):
     """
     N zoo base learners + a :class:`MetaUNet` predicting per-pixel softmax weights over them.
 
-    ``base_models``: a list of {arch, args, checkpoint, epochs, min_depth, max_depth}; a
-    named checkpoint is loaded (``torch.load(weights_only=True)``), otherwise the base is
-    built fresh (when the ensemble is rebuilt from its own checkpoint, or trained
-    simultaneously). ``epochs`` is how long a base without a checkpoint is trained first
-    under ``schedule='separate'``. The base learners are ``self.encoder`` for the zoo's
-    freezing logic, so ``bases='frozen'`` keeps their batch norms in eval mode too.
+    ``base_models``: a list of {arch, args, checkpoint, epochs, loss, min_depth,
+    max_depth}; a named checkpoint is loaded (``torch.load(weights_only=True)``), otherwise
+    the base is built fresh (when the ensemble is rebuilt from its own checkpoint, or
+    trained simultaneously). ``epochs`` and ``loss`` (default: the config's) say how a
+    base without a checkpoint is trained first under ``schedule='separate'``. The base
+    learners are ``self.encoder`` for the zoo's freezing logic, so ``bases='frozen'`` keeps
+    their batch norms in eval mode too.
     """
 
     output = 'linear'
