@@ -140,12 +140,14 @@ class PeriodJudge:
     published for ``stall_periods`` periods in a row is ERROR; bad input in the period is
     WARN; other problems the caller reports (for example a relative model without a scale
     source) come next with their own level; no subscribers is OK "idle"; images that
-    stopped coming is WARN; no images since start is OK "waiting".
+    stopped coming for ``stall_periods`` periods is WARN (a slow camera is not); no images
+    since start is OK "waiting".
     """
 
     def __init__(self, stall_periods: int = 3):
         self.stall_periods = int(stall_periods)
         self.stalled = 0
+        self.quiet = 0
         self._last: Dict[str, float] = {}
         self._seen_input = False
 
@@ -160,6 +162,9 @@ class PeriodJudge:
         frames_in = d.get('frames_in', 0.0)
         if frames_in > 0:
             self._seen_input = True
+            self.quiet = 0
+        else:
+            self.quiet += 1
         # Processed frames that published nothing; frames skipped for lack of subscribers
         # or by max_rate_hz are not a stall.
         if d.get('frames_processed', 0.0) > 0 and d.get('frames_out', 0.0) == 0:
@@ -184,8 +189,8 @@ class PeriodJudge:
         if not subscribed:
             return OK, 'idle: no subscribers'
         if frames_in == 0:
-            if self._seen_input:
-                return WARN, 'no images received in the last period'
+            if self._seen_input and self.quiet >= self.stall_periods:
+                return WARN, f'no images received for {self.quiet} periods'
             return OK, 'waiting for images'
         return OK, 'ok'
 
