@@ -11,7 +11,7 @@ import math
 from types import SimpleNamespace
 
 from mono_depth_ros.core import scale as sc
-from mono_depth_ros.core.intrinsics import preset
+from mono_depth_ros.core.intrinsics import Intrinsics, preset
 from mono_depth_ros.sim.synthetic import look_at, Scene
 import numpy as np
 import pytest
@@ -333,3 +333,27 @@ def test_sparse_message_buffers():
                                     pts.tobytes(), False, 2.0)
     with pytest.raises(sc.ScaleError, match='bytes'):
         sc.sparse_from_cloud_buffer(fields, 16, 3, pts.tobytes(), False, 2.0)
+
+
+def test_sparse_image_samples_follow_their_rays_into_a_cropped_view(views):
+    # The model sees a centred 120x120 crop of the 160x120 camera image (resize_mode crop);
+    # the sparse image is registered to the whole camera image.
+    depth = views[(BIG_ROOMS[0], 0.8, 10)]
+    small = depth[:, 20:140]
+    base_intr = Intrinsics(INTR.fx, INTR.fy, INTR.cx - 20, INTR.cy, 120, 120)
+    a, b0 = 2.0, 0.3
+    base = (a / small + b0).astype(np.float32)
+    sparse = _samples(depth, 300, np.random.default_rng(4))
+    samples = sc.SparseSamples.from_depth_image(sparse, 0.0)
+
+    def agreeing(b, z):
+        """Return the share of pairs that agree with the oracle's own map within 0.1%."""
+        return float(np.mean(np.abs((b - b0) / a * z - 1.0) < 1e-3))
+
+    b, z = samples.pairs(base, base_intr, camera=INTR)
+    assert 0.6 * 300 < b.size < 0.8 * 300  # the samples outside the crop drop out
+    assert agreeing(b, z) == 1.0
+    fit = sc.fit_sparse(b, z, 'inverse')
+    assert median_rel_error(sc.apply_scale(base, 'inverse', fit.scale, fit.shift), small) < 1e-3
+    # Taken as a view of the whole image instead, the samples land on the wrong pixels.
+    assert agreeing(*samples.pairs(base)) < 0.75

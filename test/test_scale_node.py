@@ -21,7 +21,7 @@ from onnx import TensorProto
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from ros_harness import Harness, Process
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, Range
 from test_import_model import conventions_graph
 
 pytestmark = pytest.mark.ros
@@ -170,6 +170,31 @@ def test_sparse_depth_topic_scales_a_relative_model(ros, relative_model, tmp_pat
         diag = harness.diag('/rel_sparse')
         assert diag.get('scale source') == 'sparse_depth'
         assert diag.get('scale') == pytest.approx(A, rel=5e-3)
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0, proc.output()
+
+
+def test_range_topic_scales_a_relative_model(ros, relative_model, tmp_path):
+    proc, harness = start(tmp_path, relative_model, 'rel_range', 'scale_source:=range',
+                          'scale_min_inliers:=10')
+    pub = harness.node.create_publisher(Range, 'range', qos_profile_sensor_data)
+    try:
+        rgb = np.full((H, W, 3), 140, np.uint8)
+
+        def reading(value):
+            def send(stamp):
+                pub.publish(Range(header=harness.header(stamp), min_range=0.2, max_range=8.0,
+                                  range=value))
+                harness.spin(0.05)
+            return send
+
+        msg = send_frames(harness, rgb, 'depth', before_send=reading(2.5))
+        np.testing.assert_allclose(ros_io.depth_from_image(msg), 2.5, rtol=1e-5)
+        # A reading out of its sensor's range gives no scale and is counted.
+        send_frames(harness, rgb, 'depth/relative', before_send=reading(float('inf')))
+        harness.wait_for(lambda: harness.diag('/rel_range').get('bad_range', 0) > 0, 5.0,
+                         'bad_range')
     finally:
         harness.destroy()
         assert proc.stop() == 0, proc.output()

@@ -389,10 +389,25 @@ class SparseSamples:
         p = p[np.isfinite(p).all(axis=1) & (p[:, 2] > 0)]
         return cls(stamp=float(stamp), points=p)
 
-    def pairs(self, base: np.ndarray, intrinsics: Optional[Intrinsics] = None
-              ) -> Tuple[np.ndarray, np.ndarray]:
-        """Return (base value, metric depth) at the samples that land on finite base pixels."""
+    def pairs(self, base: np.ndarray, intrinsics: Optional[Intrinsics] = None,
+              camera: Optional[Intrinsics] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """
+        Return (base value, metric depth) at the samples that land on finite base pixels.
+
+        ``intrinsics`` describe the base; ``camera`` the whole camera image the sparse image
+        is registered to. With both, image samples go through their rays, so a base that is
+        a crop or a padded part of the camera image (the model's view) is matched exactly;
+        without ``camera`` an image sample maps by its relative position (the base is then
+        taken to show the whole camera image).
+        """
         h, w = base.shape
+        if self.points is None and camera is not None and intrinsics is not None:
+            # The pixel centre (u_norm * W - 0.5) of the camera image, on its ray, at z.
+            x = (self.u_norm * camera.width - 0.5 - camera.cx) / camera.fx
+            y = (self.v_norm * camera.height - 0.5 - camera.cy) / camera.fy
+            rays = SparseSamples(self.stamp, points=np.stack(
+                [x * self.depth, y * self.depth, self.depth], axis=1))
+            return rays.pairs(base, intrinsics)
         if self.points is not None:
             if intrinsics is None:
                 raise ScaleError('sparse points need the intrinsics of the base image')
@@ -400,8 +415,10 @@ class SparseSamples:
                 raise ScaleError(f'base is {w}x{h} but the intrinsics are for '
                                  f'{intrinsics.width}x{intrinsics.height}')
             p = self.points
-            u = np.rint(p[:, 0] / p[:, 2] * intrinsics.fx + intrinsics.cx)
-            v = np.rint(p[:, 1] / p[:, 2] * intrinsics.fy + intrinsics.cy)
+            # Half up, not to even: a sample centred between two pixels (a sensor of half the
+            # resolution) then lands where its relative position puts it.
+            u = np.floor(p[:, 0] / p[:, 2] * intrinsics.fx + intrinsics.cx + 0.5)
+            v = np.floor(p[:, 1] / p[:, 2] * intrinsics.fy + intrinsics.cy + 0.5)
             z = p[:, 2]
         else:
             u = np.floor(self.u_norm * w)
@@ -561,13 +578,15 @@ def fit_range(base: np.ndarray, kind: str, range_m: float, window: float = 0.05,
     if not (math.isfinite(range_m) and range_m > 0):
         return ScaleFit(reason=f'range {range_m} is not a positive distance')
     h, w = base.shape
-    hw, hh = max(1, int(round(w * window / 2))), max(1, int(round(h * window / 2)))
+    # At least 4x4 pixels: a small depth map (a 32x24 model output) still has a window.
+    hw, hh = max(2, int(round(w * window / 2))), max(2, int(round(h * window / 2)))
     cu, cv = w // 2, h // 2
     patch = np.asarray(base[cv - hh:cv + hh, cu - hw:cu + hw], dtype=np.float64).ravel()
     patch = patch[np.isfinite(patch)]
     if kind == 'depth':
         patch = patch[patch > 0]
     n = patch.size
+    min_inliers = min(min_inliers, 4 * hw * hh // 2)
     if n < min_inliers:
         return ScaleFit(samples=n, reason=f'only {n} valid pixels in the central window')
     med = float(np.median(patch))
@@ -686,8 +705,14 @@ class ScaleEstimator:
         return best
 
     # -- per frame ------------------------------------------------------------------------
-    def fit(self, base: np.ndarray, intrinsics: Optional[Intrinsics], stamp: float) -> ScaleFit:
-        """Run the configured source once on this frame (no smoothing, no state)."""
+    def fit(self, base: np.ndarray, intrinsics: Optional[Intrinsics], stamp: float,
+            camera: Optional[Intrinsics] = None) -> ScaleFit:
+        """
+        Run the configured source once on this frame (no smoothing, no state).
+
+        ``intrinsics`` describe ``base``; ``camera`` the whole input image (see
+        :meth:`SparseSamples.pairs`).
+        """
         c = self.config
         # A metric model keeps its own zero: its correction is a scale only.
         fit_shift = not self.metric_model
@@ -708,7 +733,7 @@ class ScaleEstimator:
             samples = self._nearest(self._sparse, stamp, lambda s: s.stamp)
             if samples is None:
                 return ScaleFit(reason=f'no sparse depth within {c.sparse_max_age} s')
-            b, z = samples.pairs(base, intrinsics)
+            b, z = samples.pairs(base, intrinsics, camera)
             return fit_sparse(b, z, self.kind, fit_shift=fit_shift,
                               inlier_tolerance=c.sparse_inlier_tolerance,
                               min_inliers=c.scale_min_inliers)
@@ -721,12 +746,13 @@ class ScaleEstimator:
         return ScaleFit(reason='scale_source is none')
 
     def update(self, base: np.ndarray, intrinsics: Optional[Intrinsics],
-               stamp: float) -> Optional[Tuple[float, float]]:
+               stamp: float, camera: Optional[Intrinsics] = None
+               ) -> Optional[Tuple[float, float]]:
         """Fit, filter and return the (scale, shift) to apply now, or None (no metres)."""
         c = self.config
         if c.source == 'none':
             return (1.0, 0.0) if self.metric_model else None
-        fit = self.fit(base, intrinsics, stamp)
+        fit = self.fit(base, intrinsics, stamp, camera)
         self.last_fit = fit
         if self._last_good is not None and stamp - self._last_good > c.scale_hold:
             # The hold ran out: forget the old scale, so a new fit is taken as it is.
@@ -761,9 +787,9 @@ class ScaleEstimator:
             self._shift = (1 - alpha) * self._shift + alpha * fit.shift
         self._last_good = stamp
 
-    def for_frame(self, stamp: float) -> '_FrameFit':
-        """Return the frame pipeline's scale source for the frame stamped ``stamp`` (s)."""
-        return _FrameFit(self, stamp)
+    def for_frame(self, stamp: float, camera: Optional[Intrinsics] = None) -> '_FrameFit':
+        """Return the frame pipeline's scale source for a frame: its stamp (s) and camera."""
+        return _FrameFit(self, stamp, camera)
 
     def age(self, now: float) -> float:
         """Seconds since the last good fit (inf when none)."""
@@ -796,9 +822,11 @@ class ScaleEstimator:
 class _FrameFit:
     """One frame's scale source for FrameProcessor.run(..., scale=...): ``fit(sample)``."""
 
-    def __init__(self, estimator: ScaleEstimator, stamp: float):
+    def __init__(self, estimator: ScaleEstimator, stamp: float,
+                 camera: Optional[Intrinsics] = None):
         self.estimator = estimator
         self.stamp = float(stamp)
+        self.camera = camera
 
     def fit(self, sample) -> Optional[Tuple[float, float]]:
         """Fit on ``sample.native`` (with ``sample.camera``); None means no metres."""
@@ -806,4 +834,4 @@ class _FrameFit:
         if kind != self.estimator.kind:
             raise ScaleError(f'the scale source was set up for a {self.estimator.kind} base, '
                              f'but the frame gives {kind}')
-        return self.estimator.update(sample.native, sample.camera, self.stamp)
+        return self.estimator.update(sample.native, sample.camera, self.stamp, self.camera)

@@ -340,7 +340,7 @@ class DepthRuntime:
         try:
             samples = scale_sources.sparse_from_image_buffer(
                 msg.encoding, int(msg.width), int(msg.height), int(msg.step), bytes(msg.data),
-                bool(msg.is_bigendian), stamp_ns(msg.header) * 1e-9)
+                bool(msg.is_bigendian), self._stamp_s(msg.header))
         except scale_sources.ScaleError as exc:
             self._bad('sparse_depth', str(exc))
             return
@@ -352,7 +352,7 @@ class DepthRuntime:
             samples = scale_sources.sparse_from_cloud_buffer(
                 [(f.name, int(f.offset), int(f.datatype)) for f in msg.fields],
                 int(msg.point_step), int(msg.width) * int(msg.height), bytes(msg.data),
-                bool(msg.is_bigendian), stamp_ns(msg.header) * 1e-9)
+                bool(msg.is_bigendian), self._stamp_s(msg.header))
         except scale_sources.ScaleError as exc:
             self._bad('sparse_points', str(exc))
             return
@@ -366,7 +366,12 @@ class DepthRuntime:
             self._bad('range', f'range {value} outside [{msg.min_range}, {msg.max_range}]')
             return
         if self.scale is not None:
-            self.scale.add_range(stamp_ns(msg.header) * 1e-9, value)
+            self.scale.add_range(self._stamp_s(msg.header), value)
+
+    def _stamp_s(self, header) -> float:
+        """Return a header stamp in seconds; an unset (zero) stamp is the node clock's now."""
+        ns = stamp_ns(header)
+        return (ns or self.node.get_clock().now().nanoseconds) * 1e-9
 
     def _relative_wanted(self) -> bool:
         pub = self.pub_relative
@@ -505,7 +510,7 @@ class DepthRuntime:
         self._output_size(cfg, w, h)  # warns when the size is capped
         source = None
         if self.scale is not None:
-            source = self.scale.for_frame(stamp_ns(msg.header) * 1e-9)
+            source = self.scale.for_frame(self._stamp_s(msg.header), camera)
         try:
             result = self.frames.run(rgb, camera, self._config_for(cfg, wanted), scale=source)
         except NonFiniteOutputError as exc:
