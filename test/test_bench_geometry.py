@@ -25,7 +25,7 @@ def test_bench_geometry_compares_against_open3d_when_present(shared_data):
         assert 'open3d: not installed' in out.stdout
         return
     for layout, row in rows.items():
-        ratio = float(row[5].rstrip('x'))
-        dxyz = float(row[6])
+        ratio = float(row[6].rstrip('x'))
+        dxyz = float(row[8])
         assert ratio > 0 and dxyz < 1e-5, (layout, row)  # the same points as Open3D's
     assert not re.search(r'colours differ', out.stdout), out.stdout
