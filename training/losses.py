@@ -1,5 +1,7 @@
 """
-Supervised depth losses. Each takes pred, gt (N, 1, H, W) metres and a bool valid mask.
+Depth losses: supervised ones in ``LOSSES``, and Monodepth2's self-supervised pieces.
+
+Each supervised loss takes pred, gt (N, 1, H, W) metres and a bool valid mask.
 
 Invalid pixels (mask False) never reach a loss value or a gradient. A batch without any
 valid pixel gives a zero loss that is still attached to the graph, so a training step
@@ -100,6 +102,73 @@ def berhu_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor = None,
     if float(c) == 0.0:
         return r.mean()
     return torch.where(r <= c, r, (r ** 2 + c ** 2) / (2.0 * c)).mean()
+
+
+# -- self-supervised (Monodepth2) ----------------------------------------------------------
+def photometric_error(pred: torch.Tensor, target: torch.Tensor,
+                      alpha: float = 0.85) -> torch.Tensor:
+    """
+    Return Monodepth2's per-pixel photometric error (N, 1, H, W) between two RGB images.
+
+    pe = alpha / 2 (1 - SSIM) + (1 - alpha) L1, averaged over the channels, with the 3x3
+    box SSIM under reflection padding (the SSIM term is clamped to [0, 1]).
+    """
+    l1 = (pred - target).abs().mean(1, keepdim=True)
+    dssim = ((1.0 - ssim(pred, target, 1.0, window='box')) / 2.0).clamp(0, 1)
+    return alpha * dssim.mean(1, keepdim=True) + (1.0 - alpha) * l1
+
+
+def reprojection_loss(warped_errors: torch.Tensor, identity_errors: torch.Tensor = None,
+                      min_reprojection: bool = True,
+                      valid: torch.Tensor = None) -> Dict[str, torch.Tensor]:
+    """
+    Combine per-source errors (N, S, H, W) into Monodepth2's reprojection loss.
+
+    The per-pixel minimum over sources (or their mean) of the warped errors is averaged
+    over the pixels. With ``identity_errors`` (the unwarped sources' errors), auto-masking
+    counts a pixel only where the warped error is strictly below the identity error: a
+    static camera, or a pixel moving with the camera, shows no change between frames, so
+    nothing there can tell depth apart (ties count as static). As in Monodepth2, a masked
+    pixel contributes its identity error, a constant, instead of being dropped from the
+    average: dropping it would reward making a pixel's warp worse until it is masked.
+    ``valid`` (N, 1, H, W) bool restricts the pixels averaged over. Returns 'loss', 'mask'
+    (the pixels that counted) and 'fraction' (their share).
+    """
+    if min_reprojection:
+        reproj = warped_errors.min(dim=1, keepdim=True).values
+    else:
+        reproj = warped_errors.mean(dim=1, keepdim=True)
+    mask = torch.ones_like(reproj, dtype=torch.bool)
+    per_pixel = reproj
+    if identity_errors is not None:
+        if identity_errors.shape != warped_errors.shape:
+            raise ValueError(f'identity errors {tuple(identity_errors.shape)} and warped '
+                             f'errors {tuple(warped_errors.shape)} differ in shape')
+        ident = identity_errors.min(dim=1, keepdim=True).values if min_reprojection else \
+            identity_errors.mean(dim=1, keepdim=True)
+        mask = reproj < ident
+        per_pixel = torch.where(mask, reproj, ident.detach())
+    counted = mask if valid is None else mask & valid
+    loss = per_pixel.mean() if valid is None else masked_mean(per_pixel, valid)
+    return {'loss': loss, 'mask': counted, 'fraction': counted.float().mean().detach()}
+
+
+def edge_aware_smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """
+    Return the edge-aware smoothness of a disparity (N, 1, H, W) given its image.
+
+    The disparity is divided by its per-image mean first (so the term cannot shrink the
+    scale to zero), and its gradients are weighted by exp(-|image gradient|).
+    """
+    if disp.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f'disparity {tuple(disp.shape[-2:])} and image '
+                         f'{tuple(image.shape[-2:])} differ in size')
+    disp = disp / (disp.mean(dim=(2, 3), keepdim=True) + 1e-7)
+    ddx, ddy = image_gradients(disp)
+    idx, idy = image_gradients(image)
+    wx = torch.exp(-idx.abs().mean(1, keepdim=True))
+    wy = torch.exp(-idy.abs().mean(1, keepdim=True))
+    return (ddx.abs() * wx).mean() + (ddy.abs() * wy).mean()
 
 
 # The supervised losses by config name (``loss.name``): add a new one here.

@@ -15,11 +15,12 @@ from training.datasets.base import DatasetError, DepthDataset
 from training.datasets.folder import FolderDataset
 from training.datasets.kitti import KittiObject, KittiRaw
 from training.datasets.nyu import NYUCSV, NYUH5, NYUMat, read_index_list
+from training.datasets.sequences import read_scene_list, SceneSequences
 from training.datasets.synthetic import SyntheticDataset
 
 __all__ = ['build_dataset', 'DATASETS', 'DatasetError', 'DepthDataset', 'FolderDataset',
            'KittiObject', 'KittiRaw', 'NYUCSV', 'NYUH5', 'NYUMat', 'RawSample',
-           'SyntheticDataset']
+           'SceneSequences', 'SyntheticDataset']
 
 
 def _resolve(root: str, path: str) -> str:
@@ -33,7 +34,8 @@ def _synthetic(data, train, root, split_path, common):
     return SyntheticDataset(syn['train_size'] if train else syn['val_size'],
                             scene_seed=syn['seed'] if train else syn['val_seed'],
                             frames_per_room=syn['frames_per_room'], style=syn['style'],
-                            textures=syn['textures'], speed=syn['speed'], **common)
+                            textures=syn['textures'], speed=syn['speed'],
+                            supersample=syn['supersample'], **common)
 
 
 def _nyu_mat(data, train, root, split_path, common):
@@ -56,12 +58,23 @@ def _kitti(data, train, root, split_path, common):
         raise DatasetError(f'data.{"train" if train else "val"}_split is empty; KITTI needs a '
                            'split file')
     kitti = data['kitti']
-    return KittiRaw(root, split_file=split_path, gt=kitti['gt'],
-                    depth_root=kitti['depth_root'], **common)
+    # Training from video or stereo needs no ground truth: skip reading the scans.
+    self_supervised = train and (common.get('frame_offsets') or common.get('stereo'))
+    return KittiRaw(root, split_file=split_path, gt='none' if self_supervised else kitti['gt'],
+                    depth_root=kitti['depth_root'],
+                    static_threshold=kitti['static_threshold'], **common)
 
 
 def _kitti_object(data, train, root, split_path, common):
     return KittiObject(root, **common)
+
+
+def _sequences(data, train, root, split_path, common):
+    seq = data['sequences']
+    return SceneSequences(root, scenes=read_scene_list(split_path) if split_path else None,
+                          rgb_dir=seq['rgb_dir'], depth_dir=seq['depth_dir'],
+                          intrinsics=seq['intrinsics'], depth_scale=seq['depth_scale'],
+                          frame_step=seq['frame_step'], **common)
 
 
 def _folder(data, train, root, split_path, common):
@@ -80,6 +93,7 @@ DATASETS: Dict[str, Callable[..., DepthDataset]] = {
     'kitti': _kitti,
     'kitti_object': _kitti_object,
     'folder': _folder,
+    'sequences': _sequences,
     'synthetic': _synthetic,
 }
 GENERATED = ('synthetic',)
@@ -87,12 +101,12 @@ GENERATED = ('synthetic',)
 
 def build_dataset(config: Mapping[str, Any], split: str = 'train',
                   photometric_in_loader: bool = True,
-                  frame_offsets: Sequence[int] = ()) -> DepthDataset:
+                  frame_offsets: Sequence[int] = (), stereo: bool = False) -> DepthDataset:
     """
     Return the 'train' or 'val' dataset of a resolved config.
 
-    ``frame_offsets`` asks for neighbouring frames (self-supervised tasks); a dataset
-    without sequences refuses them with a DatasetError.
+    ``frame_offsets`` asks for neighbouring frames and ``stereo`` for stereo partners
+    (self-supervised tasks); a dataset without them refuses with a DatasetError.
     """
     if split not in ('train', 'val'):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -106,6 +120,8 @@ def build_dataset(config: Mapping[str, Any], split: str = 'train',
                   seed=config['seed'], photometric_in_loader=photometric_in_loader)
     if frame_offsets:
         common['frame_offsets'] = tuple(frame_offsets)
+    if stereo:
+        common['stereo'] = True
     name, root = data['dataset'], data['root']
     if name not in DATASETS:
         raise DatasetError(f'unknown dataset {name!r}; choose from {", ".join(DATASETS)}')

@@ -11,7 +11,11 @@ augments (``augment.py``), and returns a dict of tensors:
 * with ``frame_offsets`` (self-supervised training on sequences), ``image{o:+d}`` and
   ``pose{o:+d}`` for each offset, augmented with the same draws as the centre frame,
   plus ``pose`` for the centre frame; subclasses that know neighbours implement
-  ``load_frame(index, offset)``.
+  ``load_frame(index, offset)``;
+* with ``stereo``, ``image_s`` (the rectified stereo partner, augmented alike) and
+  ``stereo_tx`` (float32 scalar): the x translation in metres of T_t2s, the transform
+  taking points of this camera's optical frame into the partner's (negated under a
+  horizontal flip, which mirrors the rig); subclasses implement ``load_stereo(index)``.
 
 Random draws come from a seed made of (seed, epoch, index), so they do not depend on the
 number of workers and a resumed run sees the same augmentations as an uninterrupted one.
@@ -19,7 +23,7 @@ number of workers and a resumed run sees the same augmentations as an uninterrup
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
@@ -27,6 +31,10 @@ import torch
 from torch.utils.data import Dataset
 from training.datasets.augment import (GeometricAugment, PhotometricAugment, RawSample,
                                        resize_sample, sample_seed)
+
+
+STEREO_IMAGE = 'image_s'
+STEREO_TX = 'stereo_tx'
 
 
 class DatasetError(RuntimeError):
@@ -43,7 +51,8 @@ class DepthDataset(Dataset):
     def __init__(self, height: int, width: int, train: bool = False,
                  augment: Optional[Mapping[str, Any]] = None,
                  resize: Optional[Sequence[int]] = None, seed: int = 0,
-                 photometric_in_loader: bool = True, frame_offsets: Sequence[int] = ()):
+                 photometric_in_loader: bool = True, frame_offsets: Sequence[int] = (),
+                 stereo: bool = False):
         self.height, self.width = int(height), int(width)
         self.train = bool(train)
         self.augment_cfg = dict(augment or {'enabled': False})
@@ -55,6 +64,9 @@ class DepthDataset(Dataset):
         if self.frame_offsets and type(self).load_frame is DepthDataset.load_frame:
             raise DatasetError(f'{type(self).__name__} has no neighbouring frames, so it '
                                'cannot serve a self-supervised (sequence) task')
+        self.stereo = bool(stereo)
+        if self.stereo and type(self).load_stereo is DepthDataset.load_stereo:
+            raise DatasetError(f'{type(self).__name__} has no stereo pairs')
         self.geometric = GeometricAugment(self.width, self.height, self.augment_cfg, train)
         self.photometric = PhotometricAugment(self.augment_cfg)
         self.photometric_in_loader = bool(photometric_in_loader) and self.train
@@ -71,6 +83,10 @@ class DepthDataset(Dataset):
     def load_frame(self, index: int, offset: int) -> RawSample:
         """Return the frame offset frames away from sample index (sequence datasets)."""
         raise NotImplementedError(f'{type(self).__name__} has no neighbouring frames')
+
+    def load_stereo(self, index: int) -> Tuple[RawSample, float]:
+        """Return sample index's rectified stereo partner and T_t2s's x translation (m)."""
+        raise NotImplementedError(f'{type(self).__name__} has no stereo pairs')
 
     # -- shared ---------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -109,18 +125,28 @@ class DepthDataset(Dataset):
             'index': index,
         }
         if self.frame_offsets:
-            out['pose'] = _pose_tensor(sample.pose)
+            out['pose'] = _pose_tensor(sample.pose, params.flip)
             for offset in self.frame_offsets:
                 other, _ = self.prepare(self.load_frame(index, offset), rng, params)
                 out[f'image{offset:+d}'] = self._image_tensor(other.rgb, seed)
-                out[f'pose{offset:+d}'] = _pose_tensor(other.pose)
+                out[f'pose{offset:+d}'] = _pose_tensor(other.pose, params.flip)
+        if self.stereo:
+            other, tx = self.load_stereo(index)
+            other, _ = self.prepare(other, rng, params)
+            out[STEREO_IMAGE] = self._image_tensor(other.rgb, seed)
+            out[STEREO_TX] = torch.tensor(-tx if params.flip else tx, dtype=torch.float32)
         return out
 
 
-def _pose_tensor(pose) -> torch.Tensor:
+def _pose_tensor(pose, flip: bool = False) -> torch.Tensor:
     if pose is None:
         return torch.full((4, 4), float('nan'))
-    return torch.from_numpy(np.asarray(pose, dtype=np.float32))
+    pose = np.asarray(pose, dtype=np.float64)
+    if flip:
+        # A mirrored image is the view of a camera whose x axis is mirrored: P S with
+        # S = diag(-1, 1, 1, 1), so relative transforms become S T S, as the images show.
+        pose = pose @ np.diag([-1.0, 1.0, 1.0, 1.0])
+    return torch.from_numpy(pose.astype(np.float32))
 
 
 def check_size(rgb: np.ndarray, depth: np.ndarray, where: str) -> None:
