@@ -87,6 +87,9 @@ def test_transport_sets_the_shipped_profile_only_when_none_is_set(tmp_path):
     for name in transport.PROFILE_VARIABLES:
         env = {name: own}
         assert transport.apply_default_profile(env) is None and env == {name: own}
+    env = {'FASTDDS_DEFAULT_PROFILES_FILE': ''}  # set but empty: Fast DDS's defaults
+    assert transport.apply_default_profile(env) is None and env == {
+        'FASTDDS_DEFAULT_PROFILES_FILE': ''}
     env = {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}
     assert transport.apply_default_profile(env) is None and len(env) == 1
     env = {'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp'}

@@ -5,7 +5,8 @@ Fast DDS's default shared-memory segment is 512 KiB, so best-effort images and c
 larger than that (a 640x480 depth image is 1.2 MB) are almost never delivered to another
 process on the same machine. When the environment names no Fast DDS profile and the RMW is
 Fast DDS, the node points Fast DDS at the package's ``config/fastdds_large_shm.xml`` (a
-16 MiB segment) itself. A profile the user set is always honoured.
+16 MiB segment) itself. A profile the user set is always honoured, and so is a profile
+variable set to the empty string (the user wants Fast DDS's defaults).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def apply_default_profile(environ: MutableMapping[str, str],
     Set the shipped Fast DDS profile in ``environ`` when nothing else is configured.
 
     Return a sentence to log when it did, else None (another RMW, a user's profile, or no
-    profile file found).
+    profile file found). A profile variable that is set but empty is the user's choice
+    too: Fast DDS's own defaults.
     """
-    if any(environ.get(name) for name in PROFILE_VARIABLES):
+    if any(name in environ for name in PROFILE_VARIABLES):
         return None
     if environ.get('RMW_IMPLEMENTATION', '') not in FASTDDS_RMWS:
         return None
