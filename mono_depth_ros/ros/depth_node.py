@@ -484,7 +484,7 @@ class DepthRuntime:
         return out_w, out_h
 
     def _process(self, msg, cfg, wanted) -> None:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         want_depth, want_colored, want_points = wanted
         try:
             # The declared size is checked before decoding (decompression bombs).
@@ -524,7 +524,10 @@ class DepthRuntime:
         if cfg['frame_id']:
             header.frame_id = str(cfg['frame_id'])
         t_pub = 0.0
-        if result.relative is not None and self._relative_wanted():
+        if result.relative is not None:
+            # Published whenever a frame is processed (a frame is processed only while some
+            # output has subscribers), so that a relative model without a scale still counts
+            # as publishing: diagnostics say WARN and why, not a stall.
             tp = time.perf_counter()
             self.pub_relative.publish(ros_io.depth_to_image(result.relative, header))
             t_pub += time.perf_counter() - tp
@@ -554,6 +557,10 @@ class DepthRuntime:
             t_pub += time.perf_counter() - tp
             self.stats.count('points_computed')
         self.stats.stage('publish', t_pub)
+        # This thread's CPU time for everything but inference: the cost the node adds to the
+        # model, free of what other processes on the machine do to wall-clock stage times.
+        self.stats.stage('non_inference_cpu',
+                         time.thread_time() - cpu0 - result.inference_cpu)
         self.stats.frame_out(self._latency(header), time.perf_counter() - t0)
 
     def _config_for(self, cfg, wanted) -> FrameConfig:
