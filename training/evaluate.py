@@ -243,6 +243,10 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
     """Evaluate; write per_image.csv, grid.png, error_histogram.png, metrics.json; return rows."""
     runner, meta, model = load_predictor(checkpoint, backend)
     processor = FrameProcessor(meta, runner, eval_config())
+    if not meta.is_metric and not median_scaling:
+        log(f'{meta.output_mode} model (no metres, e.g. trained from video): evaluating '
+            'with median scaling')
+        median_scaling = True
     # A relative model has no metres: with median scaling its depth-like map (scale 1,
     # shift 0 in its own space) is scaled per image, as affine-invariant models are judged.
     scale = (1.0, 0.0) if (not meta.is_metric and median_scaling) else None
@@ -271,6 +275,9 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
     if not rows:
         raise SystemExit('error: no image had valid ground truth')
     model_avg = average_metrics(rows)
+    if median_scaling:
+        # How far the per-image scale wanders says how consistent the unscaled depth is.
+        model_avg['scale_std'] = float(np.std([r['scale'] for r in rows]))
     gts = np.concatenate([s.depth[(s.depth > min_depth) & (s.depth < cap)] for s in samples])
     constant = float(np.median(gts))
     baseline = average_metrics([
@@ -320,6 +327,10 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
     log(f'{len(rows)} images from {dataset} ({data_root or "generated"}), crop '
         f'{crop or "none"}, cap {cap:g} m{", median scaling" if median_scaling else ""}')
     log(format_table(results))
+    if median_scaling:
+        log(f'median scaling ratio: mean {model_avg["scale"]:.4g}, std '
+            f'{model_avg["scale_std"]:.4g} ({model_avg["scale_std"] / model_avg["scale"]:.1%}'
+            ' of the mean)')
     if ensemble is not None:
         log('ensemble against its parts (params; torch CPU ms per frame at the input size):')
         log(ensemble['table'])

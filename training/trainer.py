@@ -633,6 +633,8 @@ class Trainer:
             rows.extend(metrics)
         rows = rows[:len(self.val_set)]
         metrics = average_metrics(rows)
+        if self.task.median_scaling and metrics:
+            metrics['scale_std'] = float(np.std([r['scale'] for r in rows if r is not None]))
         self.state['metrics'] = metrics
         self.history.append(metrics)
         epoch, step = self.state['epoch'], self.state['step']
