@@ -365,6 +365,22 @@ def test_resolution_changing_stream_pairs_camera_info_by_stamp(node):
     assert len(re.findall('input resolution changed', proc.output())) - logged <= 3
 
 
+def test_camera_info_with_other_stamps_falls_back_to_the_newest_once_told(node):
+    proc, harness = node
+    before = harness.diag(FQN).get('camera_info_unpaired', 0)
+    static = ros_io.camera_info(INTR, harness.header(0))  # a static CameraInfo, stamp 0
+    harness.received['depth'].clear()
+    for _ in range(6):
+        harness.pub_info.publish(static)
+        harness.send(grey(128), info=False)
+        harness.spin(0.2)
+    harness.wait_for(lambda: harness.received['depth'], 10, 'depth')
+    assert np.allclose(ros_io.depth_from_image(harness.received['depth'][-1]), metric(128),
+                       atol=1e-4)
+    wait_diag(harness, 'camera_info_unpaired', before + 3)
+    assert proc.output().count('CameraInfo stamps do not match the image stamps') == 1
+
+
 def test_large_images_are_capped_with_a_warning_giving_the_sizes(node):
     proc, harness = node
     w, h = 3840, 2160

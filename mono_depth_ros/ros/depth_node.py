@@ -53,6 +53,8 @@ WARN_PERIOD_S = 2.0
 LOG_TEXT_LIMIT = 300  # characters of any input-derived text (an encoding name) in a log line
 # How long the worker waits for the CameraInfo of an image that arrived before it.
 CAMERA_INFO_WAIT_S = 0.05
+# After this many images in a row without a CameraInfo of their stamp, stop waiting for one.
+UNPAIRED_STREAK = 3
 
 
 def bundled_model_path() -> str:
@@ -105,7 +107,9 @@ class DepthRuntime:
                 node.declare_parameter(param.name, param.default,
                                        node_params.descriptor(param))
             except Exception as exc:  # noqa: BLE001 - rclpy's type and range refusals
-                raise StartupError(f'parameter {param.name}: {shorten(exc)}') from exc
+                hint = (' (write a double with a decimal point, e.g. 500.0)'
+                        if "expecting type 'DOUBLE'" in str(exc) else '')
+                raise StartupError(f'parameter {param.name}: {shorten(exc)}{hint}') from exc
             values[param.name] = node.get_parameter(param.name).value
         self.cfg: Dict[str, Any] = values  # replaced whole, never mutated: a snapshot
         node.add_on_set_parameters_callback(self._on_set_parameters)
@@ -123,6 +127,7 @@ class DepthRuntime:
         self._lock = threading.Condition()
         self._pending = None
         self._cameras = CameraInfoBuffer()
+        self._unpaired_streak = 0
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
         self._entities: List[Any] = []
@@ -452,8 +457,12 @@ class DepthRuntime:
         deadline = time.monotonic() + CAMERA_INFO_WAIT_S
         with self._lock:
             camera, how = self._cameras.match(image_stamp_ns, tolerance)
-            # The image may have overtaken its CameraInfo (two topics): wait a moment.
-            while how in ('none', 'newest') and image_stamp_ns > 0 and not self._stop.is_set():
+            # The image may have overtaken its CameraInfo (two topics): wait a moment, unless
+            # the stream's stamps plainly do not match (a static or differently stamped
+            # CameraInfo), where waiting would only add latency.
+            synced = self._unpaired_streak < UNPAIRED_STREAK
+            while (how in ('none', 'newest') and synced and image_stamp_ns > 0 and
+                   not self._stop.is_set()):
                 left = deadline - time.monotonic()
                 if left <= 0 or self._pending is not None:
                     break
@@ -461,6 +470,13 @@ class DepthRuntime:
                 camera, how = self._cameras.match(image_stamp_ns, tolerance)
         if how == 'newest':
             self.stats.count('camera_info_unpaired')
+            self._unpaired_streak += 1
+            if self._unpaired_streak == UNPAIRED_STREAK:
+                self._once('unpaired', 'CameraInfo stamps do not match the image stamps '
+                           f'(within camera_info_tolerance {tolerance:g} s); using the newest '
+                           'CameraInfo for each image (counted as camera_info_unpaired)')
+        elif how in ('exact', 'nearest'):
+            self._unpaired_streak = 0
         return camera
 
     def _wanted(self, cfg) -> Tuple[bool, bool, bool]:
