@@ -17,8 +17,9 @@ model is slower than the camera, so an exact-time synchroniser would wait on ima
 get a depth. Both rtabmap nodes subscribe best effort (``qos: 2``), which matches depth_node's
 sensor-data output and also accepts a reliable camera driver.
 
-Needs rtabmap_ros (``sudo apt install ros-$ROS_DISTRO-rtabmap-ros``) and TF from ``frame_id``
-(the robot's base) to the image's optical frame.
+The processes started here get config/fastdds_large_shm.xml (see depth.launch.py). Needs
+rtabmap_ros (``sudo apt install ros-$ROS_DISTRO-rtabmap-ros``) and TF from ``frame_id`` (the
+robot's base) to the image's optical frame.
 """
 
 import os
@@ -26,6 +27,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -67,9 +69,14 @@ def generate_launch_description():
     remappings = [('rgb/image', arg['image_topic']),
                   ('rgb/camera_info', arg['camera_info_topic']),
                   ('depth/image', depth_topic)]
+    # RTAB-Map receives the same large best-effort images and depth: the same Fast DDS profile.
+    variable = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') == 'humble'
+                else 'FASTDDS_DEFAULT_PROFILES_FILE')
+    profile = os.path.join(share, 'config', 'fastdds_large_shm.xml')
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)
          for name, default, text in ARGUMENTS] + [
+            SetEnvironmentVariable(variable, profile),
             depth,
             Node(package='rtabmap_odom', executable='rgbd_odometry', name='rgbd_odometry',
                  output='screen', parameters=parameters, remappings=remappings),

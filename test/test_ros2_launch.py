@@ -156,7 +156,7 @@ def test_rviz_without_rviz2_is_an_error_line_and_the_node_keeps_running(two_came
     assert len(two_cameras['received']['/front/depth']) > before and front.alive()
 
 
-def test_dds_profile_none_and_custom_path(colcon_ws, tmp_path):
+def test_dds_profile_none_and_custom_path_and_managed(colcon_ws, tmp_path):
     custom = tmp_path / 'my_profile.xml'
     shutil.copy(colcon_ws.install / 'mono_depth_ros' / 'share' / 'mono_depth_ros' / 'config' /
                 'fastdds_large_shm.xml', custom)
@@ -167,17 +167,22 @@ def test_dds_profile_none_and_custom_path(colcon_ws, tmp_path):
     variable = ('FASTRTPS_DEFAULT_PROFILES_FILE' if env.get('ROS_DISTRO') == 'humble' else
                 'FASTDDS_DEFAULT_PROFILES_FILE')
     runs = {'none': (share / 'fastdds_defaults.xml'), str(custom): custom}
-    launches = {choice: Launch(launch_args(f'p{i}', params, f'dds_profile:={choice}'), env,
+    # The first also checks managed:=true: depth_node_managed starts and autostarts to active.
+    executables = {'none': 'depth_node_managed', str(custom): 'depth_node'}
+    launches = {choice: Launch(launch_args(f'p{i}', params, f'dds_profile:={choice}',
+                                           f'managed:={i == 0}'), env,
                                tmp_path / f'profile{i}.log')
                 for i, choice in enumerate(runs)}
     try:
         for choice, launch in launches.items():
-            pid = child_pid(launch, 'depth_node')
+            pid = child_pid(launch, executables[choice])
             launch.wait_output('ready:', FIRST_OUTPUT_S)
             seen = {k: v for k, v in process_env(pid).items() if k.endswith('PROFILES_FILE')}
             assert seen == {variable: str(runs[choice])}, choice
             # The node honours a profile it was given and does not apply its own.
             assert 'using the shipped large shared-memory profile' not in launch.output()
+        out = ros2(['lifecycle', 'get', *CLI, '/p0/depth_node'], env)
+        assert out.startswith('active'), out
     finally:
         codes = [launch.stop() for launch in launches.values()]
     assert codes == [0, 0], [launch.output() for launch in launches.values()]
