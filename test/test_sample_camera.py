@@ -200,3 +200,30 @@ def test_bad_parameters_exit_1_with_one_line(ros, tmp_path, args, words):
     out = proc.output()
     assert words in out and 'Traceback' not in out, out
     assert len(out.strip().splitlines()) == 1, out
+
+
+def test_a_render_failure_stops_the_camera_with_its_reason():
+    import rclpy
+    from rclpy.parameter import Parameter
+    from mono_depth_ros.ros.sample_camera import SampleCamera
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = None
+    try:
+        node = SampleCamera(context=context, parameter_overrides=[
+            Parameter('width', value=32), Parameter('height', value=24),
+            Parameter('synthetic_frames', value=2)])
+        node.source.close()
+
+        def broken(index):
+            raise ValueError('scene exploded')
+        node.source = RenderAhead(broken, count=2, keep=2)
+        assert node.source.wait_ready(0, 5.0)
+        node._tick()
+        assert 'scene exploded' in node.failed
+        assert not rclpy.ok(context=context)  # spin_until_shutdown returns, main exits 1
+    finally:
+        if node is not None:
+            node.source.close()
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -254,8 +254,8 @@ def video_source(path: str, size: Optional[Tuple[int, int]], limit: int = 900) -
 class SampleCamera(Node):
     """Publish a camera stream from a file source or procedural rooms."""
 
-    def __init__(self):
-        super().__init__('sample_camera')
+    def __init__(self, **kwargs):
+        super().__init__('sample_camera', **kwargs)
         p = {}
         for param in PARAMETERS:
             self.declare_parameter(param.name, param.default, descriptor(param))
@@ -296,6 +296,7 @@ class SampleCamera(Node):
         self.pub_info = self.create_publisher(CameraInfo, 'camera_info', qos)
         self.pub_gt = self.create_publisher(Image, 'ground_truth/depth', qos)
         self.index = 0
+        self.failed = ''  # why the stream stopped, if it did
         self.waited = 0  # ticks that found the next frame not rendered yet
         self._told_waiting = False
         self.timer = self.create_timer(1.0 / p['rate_hz'], self._tick)
@@ -316,7 +317,14 @@ class SampleCamera(Node):
     def _tick(self) -> None:
         if not self.p['loop'] and self.index >= self.source.count:
             return
-        frame = self.source.take(self.index)
+        try:
+            frame = self.source.take(self.index)
+        except RuntimeError as exc:  # the renderer failed: nothing more can be published
+            self.failed = str(exc)
+            self.get_logger().error(f'{exc}; stopping')
+            self.timer.cancel()
+            rclpy.try_shutdown(context=self.context)  # main() then exits 1
+            return
         if frame is None:  # the renderer is behind the rate: wait, keep the order
             self.waited += 1
             if not self._told_waiting and self.index > 0:
@@ -363,7 +371,7 @@ def main(argv=None) -> int:
         rclpy.try_shutdown()
         return 1
     ros_io.spin_until_shutdown(node, node.stop)
-    return 0
+    return 1 if node.failed else 0
 
 
 if __name__ == '__main__':
