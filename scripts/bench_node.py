@@ -2,9 +2,15 @@
 """
 Drive depth_node with a 30 Hz 640x480 stream and report what it costs.
 
-Prints the output rate, latency p50/p95 (input stamp to receipt here), the node's per-stage
-times (from its /diagnostics), its overhead (everything but inference) as a share of frame
-time, and its memory at the start and the end of the run.
+    python scripts/bench_node.py [--seconds 120] [--rate 30] [--no-points] [--model M]
+
+The stream is the real NYU sample pictures with the Kinect intrinsics when the shared data
+is there, else synthetic rooms; depth and the (decimated, xyzrgb by default) cloud are
+subscribed. Prints the output rate, latency p50/p95 (input stamp to receipt here), the
+node's per-stage times (from its /diagnostics), the non-inference cost per frame (decode,
+preprocess, postprocess, cloud, publish) against the 4 ms target, the node's CPU time per
+frame from /proc, and its memory after warm-up, at the middle and at the end of the run.
+The driver shares the machine with the node; the load average is printed with the figures.
 """
 
 import argparse
@@ -38,9 +44,35 @@ def rss_mb(pid):
     return rss_bytes(pid) / 2 ** 20
 
 
+def cpu_seconds(pid):
+    """Return a process's user + system CPU time so far (all threads), from /proc."""
+    with open(f'/proc/{pid}/stat') as handle:
+        fields = handle.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def real_frames(width, height):
+    """Return the NYU sample pictures at width x height and their Kinect intrinsics."""
+    import cv2
+    from mono_depth_ros.core.intrinsics import preset
+    root = os.environ.get('MONO_DEPTH_SHARED_DATA', os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data'))
+    folder = os.path.join(root, 'nyu', 'rgb')
+    if not os.path.isdir(folder):
+        return [], None, ''
+    frames = []
+    for name in sorted(os.listdir(folder)):
+        bgr = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            frames.append(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+                          if rgb.shape[:2] != (height, width) else rgb)
+    return frames, preset('kinect_nyu').resize(width, height), f'{len(frames)} NYU pictures'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
-    parser.add_argument('--seconds', type=float, default=30.0)
+    parser.add_argument('--seconds', type=float, default=120.0)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
@@ -48,9 +80,11 @@ def main():
     parser.add_argument('--no-points', action='store_true', help='do not subscribe to points')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))
-    stream = SyntheticStream(args.width, args.height, seed=3, frames_per_room=30)
-    frames = [stream.frame(i) for i in range(30)]
-    intr = stream.intrinsics
+    frames, intr, source = real_frames(args.width, args.height)
+    if not frames:
+        stream = SyntheticStream(args.width, args.height, seed=3, frames_per_room=30)
+        frames = [stream.frame(i).rgb for i in range(30)]
+        intr, source = stream.intrinsics, 'synthetic rooms'
 
     cmd = [os.path.join(os.path.dirname(sys.executable), 'depth_node'), '--ros-args',
            '-p', 'diagnostics_period:=1.0']
@@ -81,19 +115,19 @@ def main():
         node.create_subscription(PointCloud2, 'points', lambda _raw: None,
                                  qos_profile_sensor_data, raw=True)
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
-    prebuilt = [ros_io.rgb_to_image(f.rgb, Header(frame_id='camera_optical_frame'))
-                for f in frames]
+    prebuilt = [ros_io.rgb_to_image(rgb, Header(frame_id='camera_optical_frame'))
+                for rgb in frames]
     while pub_img.get_subscription_count() == 0:
         rclpy.spin_once(node, timeout_sec=0.1)
         if node_proc.poll() is not None:
             print(open('/tmp/bench_node_depth_node.log').read())
             return 1
+    subscribed = 'depth' if args.no_points else 'depth + points'
     print(f'driving depth_node with {args.width}x{args.height} rgb8 at {args.rate:.0f} Hz for '
-          f'{args.seconds:.0f} s ({"depth + points" if not args.no_points else "depth"} '
-          'subscribed)', flush=True)
+          f'{args.seconds:.0f} s from {source} ({subscribed} subscribed)', flush=True)
     warm_end = time.monotonic() + 3.0
     period = 1.0 / args.rate
-    sent, rss_start, next_t = 0, None, time.monotonic()
+    sent, rss_start, rss_mid, next_t = 0, None, None, time.monotonic()
     end = warm_end + args.seconds
     while time.monotonic() < end:
         now = time.monotonic()
@@ -107,11 +141,16 @@ def main():
             next_t += period
         if rss_start is None and now > warm_end:
             rss_start = rss_mb(node_proc.pid)
+            cpu_start = cpu_seconds(node_proc.pid)
             latencies.clear()
             sent_at_start, diag_start = sent, dict(diag)
             t_start = now
+        if rss_mid is None and now > warm_end + args.seconds / 2:
+            rss_mid = rss_mb(node_proc.pid)
         rclpy.spin_once(node, timeout_sec=max(0.0, min(period, next_t - time.monotonic())))
     rss_end = rss_mb(node_proc.pid)
+    cpu_end = cpu_seconds(node_proc.pid)
+    load = os.getloadavg()
     elapsed = time.monotonic() - t_start
     node_proc.send_signal(signal.SIGINT)
     code = node_proc.wait(15)
@@ -142,8 +181,23 @@ def main():
     print(f'per-stage mean ms: {stage_text}')
     print(f'frame time {frame:.1f} ms; overhead (all but inference) {overhead:.1f} ms = '
           f'{100 * overhead / frame:.0f}% of frame time')
-    print(f'depth_node RSS: {rss_start:.0f} MB after warm-up, {rss_end:.0f} MB at the end '
-          f'({rss_end - rss_start:+.1f} MB over {elapsed:.0f} s); exit code {code}')
+    parts = ('decode', 'preprocess', 'postprocess', 'colored', 'cloud', 'publish')
+    non_inference = sum(times[s] for s in parts if not np.isnan(times[s]))
+    print(f'non-inference per frame (sum of the stage means): {non_inference:.2f} ms '
+          f'(target 4 ms: {"met" if non_inference <= 4.0 else "NOT met"})')
+    print(f'non-inference CPU time per frame (the worker thread, thread_time): '
+          f'{ms("non_inference_cpu_ms"):.2f} ms (target 4 ms: '
+          f'{"met" if ms("non_inference_cpu_ms") <= 4.0 else "NOT met"})')
+    frames_out = delta('frames_out')
+    if frames_out > 0:
+        cpu_ms = 1000 * (cpu_end - cpu_start) / frames_out
+        print(f'depth_node CPU time per frame, all its threads (/proc, inference and DDS '
+              f'included): {cpu_ms:.2f} ms')
+    print(f'depth_node RSS: {rss_start:.0f} MB after warm-up, {rss_mid:.0f} MB halfway, '
+          f'{rss_end:.0f} MB at the end ({rss_end - rss_start:+.1f} MB over {elapsed:.0f} s); '
+          f'exit code {code}')
+    print(f'load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} '
+          f'({os.cpu_count()} cores)')
     return 0
 
 

@@ -369,3 +369,14 @@ def test_pad_with_a_half_resolution_output_cuts_whole_output_pixels():
     centres = np.arange(375) + 0.5
     assert np.array_equal(valid_rows, centres <= 9 * 2 * 375 / 19)
     assert np.allclose(result.depth[valid_rows], 4 * 200 / 255 + 1, atol=1e-5)
+
+
+@pytest.mark.parametrize('step', [2, 3])
+def test_cloud_colours_are_the_kept_pixels(step):
+    rgb = np.random.default_rng(step).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    cam = Intrinsics(30.0, 30.0, 15.5, 11.5, 32, 24)
+    m = dataclasses.replace(BRIGHT, input_height=24, input_width=32)
+    result = run(m, Constant(np.full((24, 32), 0.5)), rgb, cam, cloud_decimation=step,
+                 want_points=True)
+    _xyz, colour = unpack_cloud(result.cloud)
+    assert np.array_equal(colour, rgb[::step, ::step])

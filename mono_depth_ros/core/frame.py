@@ -161,6 +161,8 @@ class FrameResult:
     min_depth: float = 0.0
     max_depth: float = 0.0
     times: Dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of the calling thread inside backend.infer (to tell the rest's CPU cost)
+    inference_cpu: float = 0.0
 
 
 # -- the model input --------------------------------------------------------------------------
@@ -328,13 +330,12 @@ def _upsample(src: np.ndarray, ax_y: _Axis, ax_x: _Axis, mode: str, threshold: f
         runs, ix, mix_y, mix_x = cells
         mixed = _edge_cells(src, threshold, mix_y, mix_x)
         rows = np.flatnonzero(mixed.any(axis=1))
-        if rows.size:
-            # NaN where a cell mixes an edge, 0 elsewhere; adding leaves the rest bit-exact.
-            veto = np.where(mixed[rows], np.float32(np.nan), np.float32(0.0))[:, ix]
-            for k, row in zip(rows.tolist(), veto):
-                a, b = runs[k], runs[k + 1]
-                if b > a:
-                    out[a:b] += row
+        nan = np.float32(np.nan)
+        # Written, not added: arithmetic on NaN is several times slower on many CPUs.
+        for k, row in zip(rows.tolist(), mixed[rows][:, ix]):
+            a, b = runs[k], runs[k + 1]
+            if b > a:
+                np.copyto(out[a:b], nan, where=row)
     return out
 
 
@@ -346,15 +347,16 @@ def _edge_cells(depth: np.ndarray, threshold: float, mix_y: bool = True,
     Along a mixing axis cell k blends source pixels k - 1 and k (borders replicated), so
     there are n + 1 cells, exactly those bilinear interpolation blends for a coordinate in
     [k - 1, k). Along an axis that does not mix (output pixels on source centres) cell k is
-    source pixel k alone.
+    source pixel k alone. Cells touching NaN do not matter: bilinear output there is NaN.
     """
-    p = np.pad(depth, ((int(mix_y),) * 2, (int(mix_x),) * 2), mode='edge')
-    ys = (slice(None, -1), slice(1, None)) if mix_y else (slice(None),)
-    xs = (slice(None, -1), slice(1, None)) if mix_x else (slice(None),)
-    views = [p[a, b] for a in ys for b in xs]
-    hi, lo = views[0], views[0]
-    for view in views[1:]:
-        hi, lo = np.maximum(hi, view), np.minimum(lo, view)
+    my, mx = int(mix_y), int(mix_x)
+    p = cv2.copyMakeBorder(depth, my, my, mx, mx, cv2.BORDER_REPLICATE)
+    # The max and min over each (1 + my) x (1 + mx) window whose top-left is the cell.
+    kernel = np.ones((1 + my, 1 + mx), np.uint8)
+    hi = cv2.dilate(p, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    lo = cv2.erode(p, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    h, w = p.shape
+    hi, lo = hi[:h - my, :w - mx], lo[:h - my, :w - mx]
     with np.errstate(invalid='ignore'):
         return hi > lo * np.float32(1.0 + threshold)
 
@@ -550,10 +552,12 @@ class FrameProcessor:
         lo, hi = self.depth_range(config)
         plan = self.plan(width, height, config)
         tensor = self.preprocess(rgb, plan)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         raw = self.backend.infer(tensor)
         t2 = time.perf_counter()
+        result_cpu = time.thread_time() - c1
         result = FrameResult(camera=camera.resize(*plan.out_size), min_depth=lo, max_depth=hi)
+        result.inference_cpu = result_cpu
         self._postprocess(result, raw, plan, camera, config, scale)
         t3 = time.perf_counter()
         result.times.update(preprocess=t1 - t0, inference=t2 - t1, postprocess=t3 - t2)
@@ -645,7 +649,13 @@ class FrameProcessor:
         colour = None
         if config.points_rgb:
             out_w, out_h = result.camera.width, result.camera.height
-            if (out_w, out_h) == (rgb.shape[1], rgb.shape[0]):
+            if (out_w, out_h) == (rgb.shape[1], rgb.shape[0]) and out_w % step == 0 and \
+                    out_h % step == 0:
+                # cv2's (non-exact) nearest keeps pixels 0, step, 2 step, ... here: the same
+                # pixels as rgb[::step, ::step], several times faster than numpy's copy.
+                colour = cv2.resize(rgb, (out_w // step, out_h // step),
+                                    interpolation=cv2.INTER_NEAREST)
+            elif (out_w, out_h) == (rgb.shape[1], rgb.shape[0]):
                 colour = rgb[::step, ::step]
             else:
                 # The camera pixel nearest to each kept output pixel's centre.
