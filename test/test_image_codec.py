@@ -153,7 +153,7 @@ def test_png_bomb_is_refused_from_its_header_in_milliseconds(png_bomb):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert info.value.counter == 'too_large'
-    assert elapsed < 0.05, elapsed
+    assert elapsed < 0.25, elapsed  # microseconds of work; the bound allows a loaded machine
     assert peak < 1 << 20, peak  # nothing near the 1.2 GB a decode would take
     # The limit is the caller's: a generous one still refuses it, no limit is not tested here
     # (it would decode 1.2 GB).
@@ -168,14 +168,14 @@ def test_jpeg_with_a_huge_declared_size_is_refused_before_decoding(shared_data):
     t0 = time.perf_counter()
     with pytest.raises(ic.ImageTooLargeError, match='30000x30000'):
         ic.decode_compressed('jpeg', bomb)
-    assert time.perf_counter() - t0 < 0.05
+    assert time.perf_counter() - t0 < 0.25
 
 
 def test_raw_image_with_a_huge_declared_size_is_refused_before_its_buffer_is_read():
     t0 = time.perf_counter()
     with pytest.raises(ic.ImageTooLargeError):
         ic.decode_image('rgb8', 100000, 100000, 300000, b'')  # not TruncatedBufferError
-    assert time.perf_counter() - t0 < 0.01
+    assert time.perf_counter() - t0 < 0.1
     rgb = _smooth_rgb()
     step, data = ic.encode_image(rgb, 'rgb8')
     with pytest.raises(ic.ImageTooLargeError):
