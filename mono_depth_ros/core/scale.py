@@ -179,8 +179,8 @@ def _floor_triples(x: np.ndarray, y: np.ndarray, iterations: int,
     n = x.size
     uniform = rng.integers(0, n, size=(iterations // 4, 3))
     k = iterations - uniform.shape[0]
-    weight = (y - y.min() + 1e-3) ** 2
-    first = rng.choice(n, size=k, p=weight / weight.sum())
+    cdf = np.cumsum((y - y.min() + 1e-3) ** 2)
+    first = np.minimum(np.searchsorted(cdf, rng.random(k) * cdf[-1]), n - 1)
     # Two more points from the first point's cell of a coarse 6 x 6 grid over the candidates.
     span_x = max(float(x.max() - x.min()), 1e-9)
     span_y = max(float(y.max() - y.min()), 1e-9)
@@ -287,7 +287,13 @@ def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera
         if mask.sum() < 3:
             break
         weight = 1.0 / np.maximum(np.abs(q[mask]), 1e-12)
-        sol, *_ = np.linalg.lstsq(design[mask] * weight[:, None], q[mask] * weight, rcond=None)
+        # Weighted least squares by its 3x3 normal equations (well conditioned here: x, y
+        # and 1 over the image part), far cheaper than an SVD per refinement.
+        dw = design[mask] * weight[:, None]
+        try:
+            sol = np.linalg.solve(dw.T @ dw, dw.T @ (q[mask] * weight))
+        except np.linalg.LinAlgError:
+            break
         s1, t1, n1, v1 = _plane_to_scale(sol[None], camera_height, camera_pitch, fit_shift,
                                          normal_tolerance)
         if not v1[0]:
@@ -317,7 +323,10 @@ def fit_ground_plane(base: np.ndarray, kind: str, intrinsics: Intrinsics, camera
     # The floor recedes: its inverse depth must change across its rows by a fair part of
     # the image's whole inverse-depth range (a wall facing the camera barely changes).
     floor_q = design[mask] @ abc_best
-    spread = float(np.subtract(*np.percentile(g, [98, 2]))) if g.size else 0.0
+    spread = 0.0
+    if g.size:
+        lo_hi = np.partition(g, (int(0.02 * (g.size - 1)), int(0.98 * (g.size - 1))))
+        spread = float(lo_hi[int(0.98 * (g.size - 1))] - lo_hi[int(0.02 * (g.size - 1))])
     if not float(np.ptp(floor_q)) > max(0.1 * spread, 1e-6 * float(np.max(np.abs(q)))):
         return ScaleFit(inliers=inliers, samples=n, residual=residual,
                         reason='the plane found does not recede like a floor '
