@@ -168,7 +168,12 @@ def test_rectified_camera_info_p_drives_depth_camera_info_and_the_cloud(node):
                      harness.received['depth/camera_info'], 10, 'cloud')
     out = harness.received['depth/camera_info'][-1]
     assert list(out.k) == pytest.approx(list(INTR.K.reshape(-1)))  # P, not K
-    assert not any(out.d) and (out.binning_x, out.binning_y) == (0, 0)
+    # It describes the published image exactly: K = P, no distortion, no binning or ROI.
+    assert list(out.p) == pytest.approx([INTR.fx, 0, INTR.cx, 0, 0, INTR.fy, INTR.cy, 0,
+                                         0, 0, 1, 0])
+    assert not any(out.d) and list(out.r) == [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
+    assert (out.binning_x, out.binning_y) == (0, 0)
+    assert (out.roi.x_offset, out.roi.y_offset, out.roi.width, out.roi.height) == (0, 0, 0, 0)
     xyz, _ = unpack_cloud(ros_io.cloud_from_msg(harness.received['points'][-1]))
     # Decimated pixel (1, 1) is pixel (2, 2): its ray follows P.
     assert xyz[1, 1, 0] == pytest.approx((2 - INTR.cx) / INTR.fx * metric(128), rel=1e-5)
