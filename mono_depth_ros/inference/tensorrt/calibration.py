@@ -9,12 +9,13 @@ real ones need tensorrt and cuda-python, which exist only on the robot.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Callable, Iterator, List, Optional, Sequence
 
 import cv2
 from mono_depth_ros.core.atomic import atomic_write_bytes
-from mono_depth_ros.core.frame import Preprocessor
+from mono_depth_ros.core.frame import FrameProcessor
 from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 
@@ -49,14 +50,26 @@ def read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+class PipelineInput:
+    """The model input tensor the frame pipeline makes of an image, at the meta's size."""
+
+    def __init__(self, meta: ModelMeta):
+        # Calibration batches have one shape (the profile's optimum): no per-image size.
+        self.frames = FrameProcessor(dataclasses.replace(meta, size_multiple=0), None)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        return self.frames.preprocess(rgb, self.frames.plan(w, h))
+
+
 class CalibrationBatcher:
     """
     Model-ready batches (B, ...) from a folder of images, in sorted file order.
 
-    Each image goes through the node's own :class:`Preprocessor`, so int8 ranges are
-    measured on exactly the tensors the engine will see. The last batch is partial when the
-    image count is not a multiple of ``batch_size``; :meth:`padded` fills it for engines
-    whose calibration shape is fixed.
+    Each image goes through the node's own frame pipeline (its resize mode included), so
+    int8 ranges are measured on exactly the tensors the engine will see. The last batch is
+    partial when the image count is not a multiple of ``batch_size``; :meth:`padded` fills
+    it for engines whose calibration shape is fixed.
     """
 
     def __init__(self, folder: str, meta: ModelMeta, batch_size: int = 1,
@@ -69,7 +82,7 @@ class CalibrationBatcher:
         if not self.files:
             raise CalibrationError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in {folder}')
         self.batch_size = int(batch_size)
-        self.preprocess = Preprocessor(meta)
+        self.preprocess = PipelineInput(meta)
 
     def __len__(self) -> int:
         return (len(self.files) + self.batch_size - 1) // self.batch_size
