@@ -1,4 +1,4 @@
-"""evaluate.py and export_onnx.py refuse a malicious or broken checkpoint in one line, exit 1."""
+"""evaluate.py and export_onnx.py refuse a malicious or broken model file in one line, exit 1."""
 
 import os
 import subprocess
@@ -28,7 +28,14 @@ def bad_checkpoints(tmp_path_factory):
     torch.save({'format': 'mono_depth_ros', 'model': _Payload(marker)}, str(evil))
     garbage = folder / 'garbage.pt'
     garbage.write_bytes(b'not a checkpoint at all')
-    return {'evil': evil, 'garbage': garbage, 'marker': marker}
+    import onnx
+    from onnx_models import brightness_model
+    bad_meta = folder / 'bad_meta.onnx'
+    brightness_model(bad_meta, 24, 32)
+    model = onnx.load(str(bad_meta))
+    next(e for e in model.metadata_props if e.key == 'mono_depth.mean').value = '"abc"'
+    onnx.save(model, str(bad_meta))
+    return {'evil': evil, 'garbage': garbage, 'bad_meta': bad_meta, 'marker': marker}
 
 
 EVALUATE = ['training/evaluate.py', '--dataset', 'synthetic', '--num-images', '1']
@@ -36,8 +43,9 @@ EXPORT = ['training/export_onnx.py', '--output', 'OUT']
 
 
 @pytest.mark.parametrize('command, which', [(EVALUATE, 'evil'), (EXPORT, 'evil'),
-                                            (EXPORT, 'garbage')],
-                         ids=['evaluate-evil', 'export-evil', 'export-garbage'])
+                                            (EXPORT, 'garbage'), (EVALUATE, 'bad_meta')],
+                         ids=['evaluate-evil', 'export-evil', 'export-garbage',
+                              'evaluate-bad-metadata'])
 def test_refused_checkpoint_gives_one_line_and_exit_1(bad_checkpoints, tmp_path, which,
                                                       command):
     args = [a if a != 'OUT' else str(tmp_path / 'out.onnx') for a in command]
@@ -51,6 +59,8 @@ def test_refused_checkpoint_gives_one_line_and_exit_1(bad_checkpoints, tmp_path,
     assert 'Traceback' not in out.stderr and 'weights_only' not in out.stderr
     if which == 'evil':
         assert 'refused' in lines[0] and 'GLOBAL posix.system' in lines[0]
+    if which == 'bad_meta':
+        assert 'mean must be 3 numbers' in lines[0]
     assert not bad_checkpoints['marker'].exists()  # never unpickled
     assert not (tmp_path / 'out.onnx').exists()
 
