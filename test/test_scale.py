@@ -222,10 +222,13 @@ def test_no_floor_holds_then_stops(views):
     # No floor: the last good scale is held for scale_hold seconds, then metres stop.
     assert est.update((a / wall).astype(np.float32), INTR, 0.3) == good
     assert est.counts['rejected_fit'] == 1
+    diag = est.diagnostics(0.3)
+    assert diag['scale_fit_age_s'] == '0.300' and diag['scale_rejected_fit'] == '1'
+    assert diag['scale'] == f'{good[0]:.6g}' and diag['scale_last_fit'] != 'ok'
     assert est.update((a / wall).astype(np.float32), INTR, 0.6) is None
     assert est.counts['expired'] == 1
     diag = est.diagnostics(0.6)
-    assert diag['scale'] == 'none' and diag['scale source'] == 'ground_plane'
+    assert diag['scale'] == 'none' and diag['scale_source'] == 'ground_plane'
     # The floor comes back: a new fit is taken as it is.
     assert est.update((a / floor).astype(np.float32) + np.float32(rng.uniform(0.1, 0.2)),
                       INTR, 0.7) is not None

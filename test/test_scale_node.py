@@ -117,7 +117,7 @@ def test_relative_model_without_scale_source_publishes_no_metres(ros, relative_m
         harness.wait_for(lambda: fqn in harness.levels, 5.0, 'diagnostics')
         level, message = harness.levels[fqn]
         assert level == 1 and 'depth/relative only' in message, (level, message)
-        assert harness.diag('/rel_none').get('scale source') == 'none'
+        assert harness.diag('/rel_none').get('scale_source') == 'none'
     finally:
         harness.destroy()
         assert proc.stop() == 0, proc.output()
@@ -134,7 +134,7 @@ def test_relative_model_with_fixed_scale_gives_the_right_cloud(ros, relative_mod
         np.testing.assert_allclose(xyz, expected, rtol=1e-4, atol=1e-5)
         assert harness.received['depth'], 'no depth image'
         diag = harness.diag('/rel_fixed')
-        assert diag.get('scale source') == 'fixed' and diag.get('scale') == pytest.approx(A)
+        assert diag.get('scale_source') == 'fixed' and diag.get('scale') == pytest.approx(A)
     finally:
         harness.destroy()
         assert proc.stop() == 0, proc.output()
@@ -168,7 +168,7 @@ def test_sparse_depth_topic_scales_a_relative_model(ros, relative_model, tmp_pat
         # 16-bit millimetres: the fit is exact to about a millimetre in a few metres.
         np.testing.assert_allclose(xyz[..., 2], expected[..., 2], rtol=2e-3)
         diag = harness.diag('/rel_sparse')
-        assert diag.get('scale source') == 'sparse_depth'
+        assert diag.get('scale_source') == 'sparse_depth'
         assert diag.get('scale') == pytest.approx(A, rel=5e-3)
     finally:
         harness.destroy()

@@ -813,18 +813,19 @@ class ScaleEstimator:
         now = self._last_stamp if now is None else now
         fit = self.last_fit
         values = {
-            'scale source': self.config.source,
+            'scale_source': self.config.source,
             'scale': 'none' if self._scale is None else f'{self._scale:.6g}',
-            'shift': f'{self._shift:.6g}' if self._scale is not None else 'none',
-            'scale inliers': f'{fit.inliers}/{fit.samples}',
-            'scale residual': 'n/a' if not math.isfinite(fit.residual) else
+            'scale_shift': f'{self._shift:.6g}' if self._scale is not None else 'none',
+            'scale_inliers': str(fit.inliers),
+            'scale_samples': str(fit.samples),
+            'scale_residual': 'nan' if not math.isfinite(fit.residual) else
                               f'{fit.residual:.4f}',
-            'scale fit age (s)': 'never' if now is None or self._last_good is None else
-                                 f'{self.age(now):.3f}',
-            'scale last fit': fit.reason or 'ok',
+            'scale_fit_age_s': 'inf' if now is None or self._last_good is None else
+                               f'{self.age(now):.3f}',
+            'scale_last_fit': fit.reason or 'ok',
         }
         for key, value in self.counts.items():
-            values[f'scale {key.replace("_", " ")}'] = str(value)
+            values[f'scale_{key}'] = str(value)
         return values
 
 

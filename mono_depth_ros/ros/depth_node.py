@@ -634,7 +634,7 @@ class DepthRuntime:
         if self.scale is not None:
             values += [KeyValue(key=k, value=v) for k, v in self.scale.diagnostics().items()]
         else:
-            values.append(KeyValue(key='scale source', value='none'))
+            values.append(KeyValue(key='scale_source', value='none'))
         for key in sorted(snap):
             value = snap[key]
             values.append(KeyValue(key=key, value='nan' if math.isnan(value) else f'{value:g}'))
