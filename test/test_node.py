@@ -180,6 +180,39 @@ def test_rectified_camera_info_p_drives_depth_camera_info_and_the_cloud(node):
     assert xyz[1, 1, 1] == pytest.approx((2 - INTR.cy) / INTR.fy * metric(128), rel=1e-5)
 
 
+@pytest.mark.parametrize('kind', ['binning', 'roi'])
+def test_binning_and_roi_camera_info_through_the_node(node, kind):
+    _, harness = node
+    # The full camera is 64x48; the 32x24 image is it binned by 2, or a 32x24 ROI of it.
+    full = Intrinsics(60.0, 56.0, 31.0, 23.5, 2 * W, 2 * H)
+    header = harness.header(harness.now_ns())
+    info = ros_io.camera_info(full, header)
+    if kind == 'binning':
+        info.binning_x = info.binning_y = 2
+        expected, factor = Intrinsics(30.0, 28.0, 15.5, 11.75, W, H), 1.0
+    else:
+        info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 16, 12, W, H
+        expected, factor = Intrinsics(60.0, 56.0, 15.0, 11.5, W, H), 2.0
+    harness.received['depth/camera_info'].clear()
+    harness.received['depth'].clear()
+    for _ in range(10):
+        harness.pub_info.publish(info)
+        harness.send_raw(ros_io.rgb_to_image(grey(128), header))
+        try:
+            harness.wait_for(lambda: harness.received['depth/camera_info'] and
+                             harness.received['depth'], 1.0, 'outputs')
+            break
+        except AssertionError:
+            header = harness.header(harness.now_ns())
+            info.header = header
+    out = harness.received['depth/camera_info'][-1]
+    assert (out.width, out.height) == (W, H)
+    assert list(out.k) == pytest.approx(list(expected.K.reshape(-1)))
+    assert (out.binning_x, out.roi.width) == (0, 0)
+    depth = ros_io.depth_from_image(harness.received['depth'][-1])
+    assert np.allclose(depth, metric(128, factor), atol=1e-4)
+
+
 def test_focal_rescaling_through_the_node(node):
     _, harness = node
     long_lens = Intrinsics(2 * INTR.fx, 2 * INTR.fy, INTR.cx, INTR.cy, W, H)
