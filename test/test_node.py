@@ -432,6 +432,11 @@ def test_large_images_are_capped_with_a_warning_giving_the_sizes(node):
     text = proc.output()
     assert f'input {w}x{h}' in text and f'publishing {out_w}x{out_h}' in text
     assert 'max_output_pixels' in text
+    # Uncapped, the 33 MB depth image is published with a loud warning giving its size.
+    with configured(harness, dict(max_output_pixels=1280 * 960), max_output_pixels=0):
+        harness.send(mono, big, encoding='mono8')
+        harness.wait_for(lambda: 'depth image 3840x2160 is 31.6 MiB' in proc.output(), 20,
+                         'the warning')
 
 
 def test_bad_parameters_are_rejected_with_a_reason(node):

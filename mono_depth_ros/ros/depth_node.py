@@ -53,6 +53,8 @@ WARN_PERIOD_S = 2.0
 LOG_TEXT_LIMIT = 300  # characters of any input-derived text (an encoding name) in a log line
 # How long the worker waits for the CameraInfo of an image that arrived before it.
 CAMERA_INFO_WAIT_S = 0.05
+# The shared-memory segment of config/fastdds_large_shm.xml.
+SHM_SEGMENT_BYTES = 16 * 2 ** 20
 # After this many images in a row without a CameraInfo of their stamp, stop waiting for one.
 UNPAIRED_STREAK = 3
 
@@ -497,6 +499,12 @@ class DepthRuntime:
                 f'{out_w}x{out_h} ({out_w * out_h * 4 / 2 ** 20:.1f} MiB of depth). Set '
                 'max_output_pixels to 0 to publish the full size (messages over the 16 MiB '
                 'shared-memory segment are mostly lost between processes).')
+        elif out_w * out_h * 4 > SHM_SEGMENT_BYTES:
+            self._throttled(
+                'output_large', f'depth image {out_w}x{out_h} is '
+                f'{out_w * out_h * 4 / 2 ** 20:.1f} MiB, more than the 16 MiB shared-memory '
+                'segment of the shipped Fast DDS profile: best-effort subscribers in other '
+                'processes will miss most of them (lower output_scale or max_output_pixels)')
         return out_w, out_h
 
     def _process(self, msg, cfg, wanted) -> None:
