@@ -226,3 +226,24 @@ def test_bundled_model_says_it_is_metric():
     from pathlib import Path
     meta = stored_meta(Path(__file__).resolve().parents[1] / 'models' / 'mono_depth.onnx')
     assert meta.is_metric and meta.output_mode in ('metric', 'inverse_depth', 'disparity')
+
+
+def test_console_script(tmp_path):
+    # As users run it: the installed executable, exit 0 with the report, 2 with one line.
+    import os
+    import shutil
+    import subprocess
+    import sys
+    exe = shutil.which('import_model', path=os.path.dirname(sys.executable))
+    assert exe, 'import_model is not installed beside the interpreter (pip install -e .)'
+    src = conventions_graph(tmp_path / 'fd.onnx', [1, 3, 224, 224], [1, 1, 224, 224])
+    out = tmp_path / 'stamped.onnx'
+    ok = subprocess.run([exe, str(src), '--output', str(out), '--preset', 'fastdepth'],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert 'inputs:  image [1, 3, 224, 224] float32' in ok.stdout
+    assert stored_meta(out).arch == 'fastdepth'
+    bad = subprocess.run([exe, str(src), '--output', str(tmp_path / 'x.onnx')],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count('\n') == 1
+    assert bad.stderr.startswith('import_model: error:') and '--output-mode' in bad.stderr
