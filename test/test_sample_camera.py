@@ -6,7 +6,7 @@ import time
 import cv2
 from mono_depth_ros.core.intrinsics import Intrinsics, preset, save_camera_info_yaml
 from mono_depth_ros.ros import messages as ros_io
-from mono_depth_ros.ros.sample_camera import RenderAhead, synthetic_source
+from mono_depth_ros.ros.sample_camera import folder_source, RenderAhead, synthetic_source
 from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 import pytest
@@ -227,3 +227,24 @@ def test_a_render_failure_stops_the_camera_with_its_reason():
             node.source.close()
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_folder_source_reads_lazily_in_order_at_the_first_images_size(tmp_path):
+    for i in range(30):
+        size = (640, 480) if i % 2 == 0 else (320, 240)  # mixed sizes follow the first image
+        cv2.imwrite(str(tmp_path / f'{i:03d}.png'), np.full(size[::-1] + (3,), i, np.uint8))
+    (tmp_path / '999.png').write_text('not an image, whatever its name says')
+    # 1 MB holds one 640x480 frame: the rest is read as needed, a few frames ahead.
+    source = folder_source(str(tmp_path), None, cache_mb=1)
+    try:
+        assert source.count == 30 and source.size == (640, 480) and not source.keep_all
+        time.sleep(0.3)
+        assert source.rendered <= 2  # nothing read far ahead of the publisher
+        for position in range(35):
+            assert source.wait_ready(position, 10.0)
+            rgb, gt = source.take(position)
+            assert gt is None and rgb.shape == (480, 640, 3)
+            assert int(rgb[0, 0, 0]) == position % 30
+        assert source.rendered <= 35 + 2
+    finally:
+        source.close()

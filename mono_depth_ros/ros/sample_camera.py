@@ -5,8 +5,9 @@ sample_camera: publish image + camera_info from a folder, a video, or synthetic 
 the exact ground-truth depth on ``ground_truth/depth``), a folder of images, or a video
 file. Frames carry the current time as their stamp, so latency downstream is measurable.
 
-Synthetic frames are rendered by a background thread ahead of the publisher (about 0.2 s a
-frame at 640x480 here), so publishing starts after the first frame, not after all of them.
+Synthetic frames (and a folder's images) are rendered by a background thread ahead of the
+publisher (about 0.2 s a synthetic frame at 640x480 here), so publishing starts after the
+first frame, not after all of them.
 The stream is deterministic: frame ``i`` of a seed is always the same picture and the frames
 go out in order, 0, 1, ..., ``synthetic_frames - 1``, then again from 0. While the renderer is
 behind the rate, a tick waits for the next frame rather than repeating or skipping one.
@@ -129,6 +130,7 @@ class RenderAhead:
         self._closed = False
         self.error: Optional[BaseException] = None
         self.rendered = 0  # render calls made, for tests and the log
+        self.size: Optional[Tuple[int, int]] = None  # (width, height) where known at start
         self._thread = threading.Thread(target=self._work, name='render_ahead', daemon=True)
         self._thread.start()
 
@@ -190,11 +192,12 @@ class RenderAhead:
 
 
 class Source:
-    """Frames of a file source, loaded at start; random access, looping."""
+    """Frames of a video, loaded at start; random access, looping."""
 
     def __init__(self, frames: List[FrameData]):
         self.frames = frames
         self.count = len(frames)
+        self.size: Optional[Tuple[int, int]] = None
 
     def take(self, position: int) -> Optional[FrameData]:
         return self.frames[position % len(self.frames)]
@@ -220,19 +223,42 @@ def synthetic_source(width: int, height: int, intrinsics: Intrinsics, n: int, se
     return RenderAhead(render, n, keep=(cache_mb << 20) // frame_bytes)
 
 
-def folder_source(folder: str, size: Optional[Tuple[int, int]]) -> Source:
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    frames = []
-    for name in names:
-        bgr = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
-        if bgr is None:
-            continue
-        if size:
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        frames.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None))
-    if not frames:
+def _read_rgb(path: str, size: Optional[Tuple[int, int]]) -> Optional[np.ndarray]:
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    if size and (bgr.shape[1], bgr.shape[0]) != size:
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def folder_source(folder: str, size: Optional[Tuple[int, int]],
+                  cache_mb: int = 256) -> RenderAhead:
+    """
+    Read a folder's images lazily, in name order, in the background (looping).
+
+    Files that no image reader recognises are left out at start. Every image is scaled to
+    ``size``, or to the first image's size when ``size`` is None, which the CameraInfo then
+    describes. An image that cannot be decoded when its turn comes stops the camera with its
+    name (see :class:`RenderAhead`).
+    """
+    paths = [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+             if n.lower().endswith(IMAGE_EXTENSIONS)]
+    paths = [p for p in paths if cv2.haveImageReader(p)]
+    first = _read_rgb(paths[0], size) if paths else None
+    if first is None:
         raise StartupError(f'no readable images in {folder}')
-    return Source(frames)
+    out_size = (first.shape[1], first.shape[0])
+
+    def render(index: int) -> FrameData:
+        rgb = first if index == 0 else _read_rgb(paths[index], out_size)
+        if rgb is None:
+            raise ValueError(f'cannot read image {paths[index]}')
+        return rgb, None
+
+    source = RenderAhead(render, len(paths), keep=(cache_mb << 20) // first.nbytes)
+    source.size = out_size
+    return source
 
 
 def video_source(path: str, size: Optional[Tuple[int, int]], limit: int = 900) -> Source:
@@ -248,7 +274,9 @@ def video_source(path: str, size: Optional[Tuple[int, int]], limit: int = 900) -
     cap.release()
     if not frames:
         raise StartupError(f'cannot read frames from video {path}')
-    return Source(frames)
+    source = Source(frames)
+    source.size = (frames[0][0].shape[1], frames[0][0].shape[0])
+    return source
 
 
 class SampleCamera(Node):
@@ -275,13 +303,13 @@ class SampleCamera(Node):
                     f'rendered in the background')
         else:
             if os.path.isdir(source):
-                self.source = folder_source(source, size)
+                self.source = folder_source(source, size, p['cache_mb'])
             elif os.path.isfile(source):
                 self.source = video_source(source, size)
             else:
                 raise StartupError(f'source {source!r} is neither synthetic, a folder '
                                    'nor a file')
-            h, w = self.source.take(0)[0].shape[:2]
+            w, h = self.source.size
             self.intrinsics = self._intrinsics(w, h)
             what = f'{self.source.count} frames from {source}'
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
