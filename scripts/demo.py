@@ -4,20 +4,21 @@ The demo: a synthetic camera, depth_node with the bundled model, a recording and
 
 Starts ``sample_camera`` (a camera moving through procedural rooms, which also publishes the
 exact ground-truth depth) and ``depth_node`` as processes, records every topic for a few
-seconds into an MCAP file (opens in Foxglove, plays with ``ros2 bag play``), writes
+seconds into a rosbag2 folder with an MCAP file (opens in Foxglove, plays with
+``ros2 bag play``), writes
 ``preview.png`` (input | predicted depth | ground truth | point cloud) and prints a summary.
 """
 
 import argparse
 import atexit
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'config',
                        'fastdds_large_shm.xml')
@@ -36,96 +37,16 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from rosbag2_writer import Rosbag2Writer  # noqa: E402 I100 - scripts/rosbag2_writer.py
 
 TOPICS = {
     '/image': Image, '/camera_info': CameraInfo, '/depth': Image,
     '/depth/camera_info': CameraInfo, '/depth/colored': Image, '/points': PointCloud2,
     '/ground_truth/depth': Image, '/diagnostics': DiagnosticArray,
 }
-BUILTIN = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16',
-           'int32', 'uint32', 'int64', 'uint64', 'string', 'wstring'}
-
-
-# -- MCAP with ros2msg schemas ------------------------------------------------------------------
-def msg_search_path():
-    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    return prefixes + [sys.prefix]
-
-
-def msg_text(full_type):
-    """Return the .msg definition of 'pkg/msg/Type' from an installed share/ folder."""
-    pkg, _, name = full_type.split('/')
-    for prefix in msg_search_path():
-        path = os.path.join(prefix, 'share', pkg, 'msg', name + '.msg')
-        if os.path.isfile(path):
-            with open(path, encoding='utf-8') as handle:
-                return handle.read()
-    raise FileNotFoundError(f'no .msg definition for {full_type} under {msg_search_path()}')
-
-
-def dependencies(pkg, text):
-    deps = []
-    for line in text.splitlines():
-        line = line.split('#', 1)[0].strip()
-        if not line:
-            continue
-        field_type = re.split(r'[\s<\[]', line, maxsplit=1)[0]
-        if '=' in line.split()[1] if len(line.split()) > 1 else False:
-            continue  # constant
-        if field_type in BUILTIN or field_type.startswith('string<'):
-            continue
-        if '/' in field_type:
-            dep_pkg, dep_name = field_type.split('/')[0], field_type.split('/')[-1]
-        else:
-            dep_pkg, dep_name = pkg, field_type
-        deps.append(f'{dep_pkg}/msg/{dep_name}')
-    return deps
-
-
-def schema_text(full_type):
-    """Concatenate a type's definition and its dependencies (the ros2msg MCAP convention)."""
-    main = msg_text(full_type)
-    parts, seen, queue = [main], {full_type}, dependencies(full_type.split('/')[0], main)
-    while queue:
-        dep = queue.pop(0)
-        if dep in seen:
-            continue
-        seen.add(dep)
-        text = msg_text(dep)
-        pkg, _, name = dep.split('/')
-        parts.append('=' * 80 + f'\nMSG: {pkg}/{name}\n' + text)
-        queue.extend(dependencies(pkg, text))
-    return '\n'.join(parts)
-
-
-class Recorder:
-    """Write raw CDR messages to MCAP as they arrive."""
-
-    def __init__(self, path):
-        from mcap.writer import Writer
-        self._handle = open(path, 'wb')
-        self.writer = Writer(self._handle)
-        self.writer.start(profile='ros2', library='mono_depth_ros demo')
-        self.channels = {}
-        self.count = 0
-
-    def channel(self, topic, msg_type):
-        if topic not in self.channels:
-            full = f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
-            schema = self.writer.register_schema(name=full, encoding='ros2msg',
-                                                 data=schema_text(full).encode())
-            self.channels[topic] = self.writer.register_channel(
-                topic=topic, message_encoding='cdr', schema_id=schema)
-        return self.channels[topic]
-
-    def write(self, topic, msg_type, data, stamp_ns):
-        self.writer.add_message(channel_id=self.channel(topic, msg_type), log_time=stamp_ns,
-                                data=data, publish_time=stamp_ns, sequence=self.count)
-        self.count += 1
-
-    def close(self):
-        self.writer.finish()
-        self._handle.close()
+# Recorded into the bag: everything but the colour map (a view of depth that Foxglove and
+# RViz draw themselves), to keep the bag small.
+BAG_TOPICS = set(TOPICS) - {'/depth/colored'}
 
 
 # -- preview --------------------------------------------------------------------------------------
@@ -243,6 +164,8 @@ def run(children):
     parser.add_argument('--output-dir', default='out/demo')
     parser.add_argument('--seconds', type=float, default=8.0)
     parser.add_argument('--rate', type=float, default=10.0)
+    parser.add_argument('--bag-seconds', type=float, default=3.0,
+                        help='record this first part of the window into the bag (small)')
     parser.add_argument('--model', default='', help='model file (default: the bundled one)')
     args = parser.parse_args()
     os.makedirs(args.output_dir, exist_ok=True)
@@ -256,8 +179,10 @@ def run(children):
         logs['sample_camera'])
     # Reliable end to end: a recording should hold every frame (a reliable publisher also
     # serves best-effort subscribers such as RViz's defaults).
+    # Every 4th pixel in the cloud (160x120 points): the recording stays small.
     node_args = [os.path.join(bin_dir, 'depth_node'), '--ros-args', '-p',
-                 'qos_reliability:=reliable', '-p', 'output_reliability:=reliable']
+                 'qos_reliability:=reliable', '-p', 'output_reliability:=reliable',
+                 '-p', 'cloud_decimation:=4']
     if args.model:
         node_args += ['-p', f'model_path:={args.model}']
     node = children.start(node_args, logs['depth_node'])
@@ -265,15 +190,17 @@ def run(children):
     # The demo handles its signals itself (main): rclpy's handlers would replace them.
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     recorder_node = rclpy.create_node('demo_recorder')
-    mcap_path = os.path.join(args.output_dir, 'demo.mcap')
-    recorder = Recorder(mcap_path + '.tmp')
+    bag_path = os.path.join(args.output_dir, 'demo_bag')
+    recorder = Rosbag2Writer(bag_path)
+    bag_until = []  # the bag's end (ns) once the window starts with the first depth image
     latest, stamps, latencies, ground_truth, scores = {}, {}, [], {}, []
     counts = {t: 0 for t in TOPICS}
 
     def callback(topic, msg_type):
         def on_message(data):
             now = time.time_ns()
-            recorder.write(topic, msg_type, data, now)
+            if bag_until and now <= bag_until[0] and topic in BAG_TOPICS:
+                recorder.write(topic, msg_type, data, now)
             counts[topic] += 1
             if topic in ('/depth', '/ground_truth/depth', '/points', '/image'):
                 msg = deserialize_message(data, msg_type)
@@ -306,6 +233,7 @@ def run(children):
             break
         if recording_since is None and counts['/depth'] > 0:
             recording_since = time.monotonic()
+            bag_until.append(time.time_ns() + int(min(args.bag_seconds, args.seconds) * 1e9))
             for topic in counts:
                 counts[topic] = 0
             latencies.clear()
@@ -314,7 +242,6 @@ def run(children):
     elapsed = time.monotonic() - (recording_since or start)
     codes = children.stop()
     recorder.close()
-    os.replace(mcap_path + '.tmp', mcap_path)
     recorder_node.destroy_node()
     rclpy.try_shutdown()
     if counts['/depth'] == 0:
@@ -373,8 +300,8 @@ def run(children):
         s = np.array(scores)
         print(f'accuracy vs ground truth: abs_rel {s[:, 0].mean():.3f}, d1 {s[:, 1].mean():.3f}'
               f' over {len(s)} frames (valid share {s[:, 2].mean():.2f})')
-    print(f'recording:                {mcap_path} ({recorder.count} messages, '
-          f'{os.path.getsize(mcap_path) / 1e6:.1f} MB)')
+    print(f'recording:                {bag_path}/ (rosbag2, mcap; {recorder.count} messages, '
+          f'{recorder.size_bytes() / 1e6:.1f} MB; ros2 bag play {bag_path})')
     print(f'preview:                  {preview}')
     print(f'exit codes:               sample_camera {codes[0]}, depth_node {codes[1]}')
     for handle in logs.values():

@@ -1,4 +1,4 @@
-"""make demo's script end to end: processes, MCAP recording that decodes, preview, summary."""
+"""make demo's script end to end: processes, a rosbag2 recording that decodes, preview."""
 
 import os
 import signal
@@ -19,14 +19,21 @@ def test_demo_records_a_readable_mcap_and_a_preview(tmp_path):
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'frames out (depth)' in out.stdout and 'abs_rel' in out.stdout
-    from mcap_ros2.reader import read_ros2_messages
-    seen = {}
-    for message in read_ros2_messages(str(tmp_path / 'demo.mcap')):
-        seen.setdefault(message.channel.topic, message.ros_msg)
-    assert {'/image', '/camera_info', '/depth', '/points', '/ground_truth/depth'} <= set(seen)
-    depth = seen['/depth']
+    # A rosbag2 folder (metadata.yaml + MCAP), read by an independent reader (rosbags).
+    from test_bag import check_rosbag2_folder
+    bag = check_rosbag2_folder(str(tmp_path / 'demo_bag'),
+                               {'/image', '/camera_info', '/depth', '/depth/camera_info',
+                                '/points', '/ground_truth/depth'})
+    assert '/depth/colored' not in bag  # left out to keep the bag small
+    depth = bag['/depth'][-1][1]
     assert depth.encoding == '32FC1' and depth.width == 640
-    assert seen['/points'].fields[0].name == 'x'
+    cloud = bag['/points'][-1][1]
+    assert cloud.fields[0].name == 'x' and (cloud.width, cloud.height) == (160, 120)
+    # The mcap_ros2 reader (Foxglove's decoding) reads the same file.
+    from mcap_ros2.reader import read_ros2_messages
+    topics = {m.channel.topic for m in read_ros2_messages(
+        str(tmp_path / 'demo_bag' / 'demo_bag_0.mcap'))}
+    assert topics == set(bag)
     preview = cv2.imread(str(tmp_path / 'preview.png'))
     assert preview is not None and preview.shape == (240, 1280, 3)
 
