@@ -79,7 +79,7 @@ class ScaleFit:
 
     @property
     def ok(self) -> bool:
-        """True when the fit produced a usable scale."""
+        """Return True when the fit produced a usable scale."""
         return not self.reason and math.isfinite(self.scale) and self.scale > 0 \
             and math.isfinite(self.shift)
 
