@@ -116,13 +116,14 @@ def floor_mount(depth: np.ndarray, intrinsics, iterations: int = 300, seed: int 
 
 def evaluate_ground_plane(path: str, spec: floors.RealSet) -> Dict[str, Dict]:
     """Return {'ground_plane': metrics} of a model scaled per image by the floor fit."""
-    from training.checkpoint import load_model
-    model, meta = load_model(path)
+    from mono_depth_ros.core.frame import FrameProcessor
+    runner, meta, _net = evaluate_mod.load_predictor(path)
+    processor = FrameProcessor(meta, runner, evaluate_mod.eval_config())
     data = floors.open_set(spec, meta.input_height, meta.input_width)
     rows, failed = [], 0
     for index in range(len(data)):
         sample = data.load(index)
-        base = evaluate_mod.predict(model, meta, sample)
+        base = evaluate_mod.predict(processor, sample)
         mount = floor_mount(sample.depth, sample.intrinsics)
         fit = None
         if mount is not None:
