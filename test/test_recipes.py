@@ -1,4 +1,5 @@
-"""The Nav2 and RTAB-Map recipes: checked statically, and the RTAB-Map launch run for real.
+"""
+The Nav2 and RTAB-Map recipes: checked statically, and the RTAB-Map launch run for real.
 
 Nav2 and RTAB-Map cannot be installed here. The Nav2 snippet is checked against the
 parameter names the voxel and obstacle layers declare (nav2_costmap_2d VoxelLayer /

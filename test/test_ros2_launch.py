@@ -1,4 +1,5 @@
-"""``ros2 launch mono_depth_ros depth.launch.py`` from a colcon install, as users run it.
+"""
+``ros2 launch mono_depth_ros depth.launch.py`` from a colcon install, as users run it.
 
 Two launches side by side (namespaces front and rear) serve most checks: outputs arrive,
 parameter precedence, no crossed topics, rviz:=true without rviz2. Two short ones check
