@@ -7,11 +7,13 @@ The stacked ensemble's mode grid in miniature, on synthetic rooms at the smoke s
         [--schedules separate simultaneous] [--output-dir out/ensemble_grid]
 
 For each seed, the two base learners of training/configs/smoke_ensemble.yaml are trained
-once, alone (BerHu, as the smoke config); every ``separate`` cell then trains its
+once, alone; every ``separate`` cell then trains its
 meta-learner (with ``finetune``, the bases too) for ``--meta-epochs`` from those
 checkpoints, and every ``simultaneous`` cell trains fresh bases and the meta-learner
-together for base + meta epochs, so both schedules get the same number of epochs. The
-ensemble's loss is the seed's scale-invariant log loss (lambda 0.85, alpha 10). Every
+together for base + meta epochs, so both schedules get the same number of epochs. Every
+stage uses the seed's scale-invariant log loss (lambda 0.85, alpha 10), the bases' own
+training too, so the schedules differ in nothing else (``--base-loss berhu`` trains the
+separate bases with the smoke config's BerHu instead). Every
 cell is evaluated on the same held-out synthetic rooms: the ensemble, its bases and their
 simple per-pixel average. ``val rise`` is the largest epoch-to-epoch increase of the
 validation abs_rel during the cell's training (a measure of instability), ``spread`` the
@@ -54,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--inputs', nargs='+', default=['d', 'rgb', 'rgb+d'])
     parser.add_argument('--bases', nargs='+', default=['frozen', 'finetune'])
     parser.add_argument('--schedules', nargs='+', default=['separate', 'simultaneous'])
+    parser.add_argument('--base-loss', choices=('seed', 'berhu'), default='seed',
+                        help='loss of the separately trained bases')
     parser.add_argument('--output-dir', default=os.path.join('out', 'ensemble_grid'))
     return parser.parse_args(argv)
 
@@ -115,6 +119,18 @@ def run_cell(config: Dict, bases_ready: Dict, inputs: str, bases: str, schedule:
             'seconds': time.perf_counter() - start}
 
 
+def constant_baseline(eval_set) -> Dict[str, float]:
+    """Return the metrics of the eval set's median depth everywhere (the floor to beat)."""
+    import numpy as np
+    from training.metrics import average_metrics, compute_depth_metrics
+    samples = [eval_set[i] for i in range(len(eval_set))]
+    depths = [s['depth'][0].numpy() for s in samples]
+    value = float(np.median(np.concatenate([d[d > 0] for d in depths])))
+    rows = [compute_depth_metrics(np.full_like(d, value), d, min_depth=0.1, max_depth=10.0)
+            for d in depths]
+    return dict(average_metrics(rows), depth=value)
+
+
 def summarise(cells: Dict[tuple, List[Dict]]) -> List[Dict]:
     """Average each cell over seeds; spread is the range of abs_rel over seeds."""
     rows = []
@@ -148,6 +164,8 @@ def main(argv=None) -> int:
     eval_set = None
     for seed in range(args.seeds):
         config = _with_epochs(grid_config(args, seed), args.base_epochs)
+        if args.base_loss == 'seed':
+            config['loss'] = copy.deepcopy(SEED_LOSS)
         if eval_set is None:
             eval_set = SyntheticDataset(args.eval_size, scene_seed=SYNTHETIC_EVAL_SEED,
                                         frames_per_room=1, height=config['data']['height'],
@@ -167,10 +185,13 @@ def main(argv=None) -> int:
             print(f'seed {seed} {inputs:6s} {bases:8s} {schedule:12s}: {shown}, '
                   f'{result["seconds"]:.0f} s', flush=True)
     rows = summarise(cells)
+    constant = constant_baseline(eval_set)
     text = (f'# Stacked ensemble mode grid (synthetic, {config["data"]["height"]}x'
             f'{config["data"]["width"]}, {args.train_size} training frames, {args.seeds} '
             f'seed(s); bases {args.base_epochs} epochs, meta {args.meta_epochs}; evaluated on '
-            f'{args.eval_size} held-out rooms)\n\n' + markdown_table(rows, COLUMNS) + '\n')
+            f'{args.eval_size} held-out rooms)\n\n' + markdown_table(rows, COLUMNS) + '\n'
+            f'\nconstant {constant["depth"]:.2f} m everywhere on the same rooms: abs_rel '
+            f'{constant["abs_rel"]:.4f}, rmse {constant["rmse"]:.4f}, d1 {constant["d1"]:.4f}\n')
     print(text)
     from mono_depth_ros.tools.depth_bench import csv_text
     atomic_write_text(os.path.join(args.output_dir, 'grid.md'), text)
