@@ -247,3 +247,20 @@ def test_console_script(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count('\n') == 1
     assert bad.stderr.startswith('import_model: error:') and '--output-mode' in bad.stderr
+
+
+def test_depth_bench_times_an_imported_relative_model(tmp_path):
+    from mono_depth_ros.core.intrinsics import Intrinsics
+    from mono_depth_ros.tools.depth_bench import run_pipeline_bench
+    src = conventions_graph(tmp_path / 'rel.onnx', [1, 3, 'h', 'w'], [1, 'h', 'w'],
+                            head='relu')
+    _, out = run(tmp_path, src, '--output-mode', 'relative_inverse_depth', '--input-size',
+                 '48x64', '--size-multiple', '16')
+    rgb = np.full((48, 64, 3), 100, np.uint8)
+    results = []
+    rows = run_pipeline_bench(OnnxRuntimeBackend(str(out)),
+                              [(rgb, Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48), 'grey')],
+                              results=results)
+    assert {r['stage'] for r in rows} >= {'inference', 'postprocess', 'total'}
+    # timed as under scale_source fixed (1, 0): inverse depth 100 / 255 -> 2.55 m
+    np.testing.assert_allclose(results[0].depth, 2.55, rtol=1e-5)

@@ -411,23 +411,26 @@ def run_pipeline_bench(backend, frames, repeats: int = 1, config=None,
     The frames go through :class:`~mono_depth_ros.core.frame.FrameProcessor`, what the
     node runs, with its defaults (``config``: depth and the decimated xyzrgb cloud), after
     a raw rgb8 decode; ``serialise`` is making the message payloads (depth and cloud
-    bytes). ``results`` collects each FrameResult when given.
+    bytes). ``results`` collects each FrameResult when given. A relative model (no metres of
+    its own) runs with the fixed scale (1, 0), as under ``scale_source: fixed``; what the
+    other scale sources add is measured by ``scripts/bench_scale.py``.
     """
     from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
     from mono_depth_ros.core.image_codec import decode_image, encode_depth, encode_image
     config = config or FrameConfig(want_points=True)
     processor = FrameProcessor(backend.meta, backend, config)
+    scale = None if backend.meta.is_metric else (1.0, 0.0)
     times = {stage: [] for stage in STAGES}
     totals = []
     encoded = [(encode_image(rgb, 'rgb8'), rgb.shape, camera) for rgb, camera, _ in frames]
-    processor.run(frames[0][0], frames[0][1])  # warm-up outside the clock
+    processor.run(frames[0][0], frames[0][1], scale=scale)  # warm-up outside the clock
     for _ in range(max(1, repeats)):
         for (step, data), shape, camera in encoded:
             h, w = shape[:2]
             t0 = time.perf_counter()
             rgb = decode_image('rgb8', w, h, step, data)
             t1 = time.perf_counter()
-            result = processor.run(rgb, camera)
+            result = processor.run(rgb, camera, scale=scale)
             t2 = time.perf_counter()
             payloads = []
             if result.depth is not None:
