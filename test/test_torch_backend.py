@@ -145,3 +145,21 @@ def test_training_checkpoint_takes_the_onnx_graph_input(tmp_path):
     tensor = Preprocessor(backend.meta)(rgb)
     assert tensor.dtype == np.uint8
     assert np.allclose(backend.infer(tensor), ort.infer(tensor), atol=1e-4)
+
+
+def test_a_module_that_does_not_fit_its_metadata_is_refused_at_load():
+    meta = ModelMeta(arch='t', input_height=16, input_width=24)
+
+    class TwoMaps(torch.nn.Module):
+        def forward(self, image):
+            x = image.permute(0, 3, 1, 2).float()
+            return x[:, :2]
+
+    class WantsFloat(torch.nn.Module):
+        def forward(self, image):
+            return torch.nn.functional.conv2d(image, torch.zeros(1, 3, 1, 1))
+
+    with pytest.raises(BackendError, match=r'output shape \[1, 2, 16, 24\]'):
+        TorchBackend.from_module(TwoMaps(), meta)
+    with pytest.raises(BackendError, match='does not run on the input the metadata describes'):
+        TorchBackend.from_module(WantsFloat(), meta)
