@@ -57,8 +57,15 @@ class FakeCudart(types.SimpleNamespace):
         return (0,)
 
 
-def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False):
-    """Return (tensorrt module, record dict of what the builder was asked)."""
+def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False,
+                       confidence_first=False):
+    """
+    Return (tensorrt module, record dict of what the builder was asked).
+
+    ``confidence_first`` gives engines a second output, ``confidence`` (1 - depth), listed
+    before ``depth``: a runner that reads the first output instead of the bound one is seen.
+    """
+    outputs = ('confidence', 'depth') if confidence_first else ('depth',)
     record = {'builds': [], 'calibration_batches': 0, 'timing_cache_in': None}
     trt = types.ModuleType('tensorrt')
     trt.__version__ = version
@@ -195,10 +202,10 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
     class Engine:
         def __init__(self, spec):
             self.spec = spec
-            self.num_io_tensors = 2
+            self.num_io_tensors = 1 + len(outputs)
 
         def get_tensor_name(self, i):
-            return ('image', 'depth')[i]
+            return (('image',) + outputs)[i]
 
         def get_tensor_mode(self, name):
             return 'INPUT' if name == 'image' else 'OUTPUT'
@@ -234,6 +241,9 @@ def make_fake_tensorrt(version='10.3.0', wrong_precisions=(), parse_error=False)
             out = (image.astype(np.float32).mean(axis=3) / 255.0 * self.spec['scale'])
             out = np.ascontiguousarray(out.astype(np.float32))
             ctypes.memmove(self.addresses['depth'], out.ctypes.data, out.nbytes)
+            if 'confidence' in self.addresses:
+                other = np.ascontiguousarray(1.0 - out)
+                ctypes.memmove(self.addresses['confidence'], other.ctypes.data, other.nbytes)
             return True
 
     class Runtime:

@@ -301,3 +301,34 @@ def test_depth_bench_builds_one_engine_per_size_for_a_dynamic_model(fake, tmp_pa
     assert [(r['size'], r['status']) for r in result['rows']] == [('32x48', 'ok'),
                                                                   ('64x96', 'ok')]
     assert [b['profiles'][0][2] for b in record['builds']] == [(1, 32, 48, 3), (1, 64, 96, 3)]
+
+
+def test_engine_with_two_outputs_returns_the_named_one(fake, tmp_path):
+    import onnx
+    fake(confidence_first=True)
+    path = str(tmp_path / 'bright.onnx')
+    meta = brightness_model(path, height=24, width=32)
+    tensor = image_tensor(meta)
+    expected = tensor[0].astype(np.float32).mean(axis=2) / 255.0
+    # Unnamed: the engine's first output, the confidence map (1 - depth).
+    first = TensorRTBackend.from_file(path, 'fp32', engine_cache_dir=str(tmp_path / 'a'),
+                                      self_check=False)
+    assert np.allclose(first.infer(tensor), 1.0 - expected, atol=1e-6)
+    first.close()
+    model = onnx.load(path)
+    for entry in model.metadata_props:
+        if entry.key == 'mono_depth.output_name':
+            entry.value = '"depth"'
+    onnx.save(model, path)
+    named = TensorRTBackend.from_file(path, 'fp32', engine_cache_dir=str(tmp_path / 'b'),
+                                      self_check=False)
+    assert named.runner.output_name == 'depth'
+    assert np.allclose(named.infer(tensor), expected, atol=1e-6)
+    named.close()
+    for entry in model.metadata_props:
+        if entry.key == 'mono_depth.output_name':
+            entry.value = '"disparity"'
+    onnx.save(model, path)
+    with pytest.raises(BackendError, match="names output 'disparity'"):
+        TensorRTBackend.from_file(path, 'fp32', engine_cache_dir=str(tmp_path / 'c'),
+                                  self_check=False)
