@@ -208,7 +208,7 @@ class Preprocessor:
 
     @property
     def pad_colour(self) -> Tuple[int, int, int]:
-        """The colour that pads an image: the normalisation mean, i.e. 0 after normalising."""
+        """Return the colour that pads an image: the normalisation mean (0 once normalised)."""
         return tuple(int(round(v)) for v in self._mean)
 
 

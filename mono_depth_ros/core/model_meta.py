@@ -216,12 +216,12 @@ class ModelMeta:
 
     @property
     def is_metric(self) -> bool:
-        """True when the output maps to metres by itself (not a relative model)."""
+        """Return True when the output maps to metres by itself (not a relative model)."""
         return self.output_mode in METRIC_MODES
 
     @property
     def inverse(self) -> bool:
-        """True when the output's affine space is inverse depth."""
+        """Return True when the output's affine space is inverse depth."""
         return self.output_mode in INVERSE_MODES
 
     # -- mapping --------------------------------------------------------------------------
