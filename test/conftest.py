@@ -49,6 +49,18 @@ def pytest_make_collect_report(collector):
                            '(pip install -r requirements/dev.txt)')
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Likewise for a fixture that needs torch: its set-up skips where torch is absent."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.when == 'setup' and report.failed and not _require_data() and
+            TORCH_ABSENT in str(report.longrepr)):
+        report.outcome = 'skipped'
+        report.longrepr = (str(item.fspath), item.location[1],
+                           'Skipped: needs torch, which is not installed')
+
+
 def _importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None

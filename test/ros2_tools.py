@@ -46,13 +46,13 @@ def sourced(script: Path, env: Dict[str, str]) -> Dict[str, str]:
 def _toolchain() -> tuple:
     """Return (environment, None) with ros2 and colcon on PATH, or (None, why not)."""
     env = dict(os.environ)
-    if shutil.which('ros2') and shutil.which('colcon'):
-        return env, None  # a sourced ROS install (or an already sourced venv)
-    if VENV_SETUP.is_file():
+    if VENV_SETUP.is_file():  # this venv's toolchain (sourcing it again changes nothing)
         env = sourced(VENV_SETUP, env)
         if shutil.which('ros2', path=env['PATH']) and shutil.which('colcon', path=env['PATH']):
             return env, None
         return None, f'{VENV_SETUP} does not put ros2 and colcon on PATH'
+    if shutil.which('ros2') and shutil.which('colcon'):
+        return env, None  # a sourced ROS install
     return None, ('the ROS 2 command line, launch and colcon are not installed: source a ROS 2 '
                   f'install, or run bash ../shared/ros2/install.sh {sys.prefix}')
 

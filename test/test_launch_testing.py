@@ -9,7 +9,7 @@ import pytest
 from ros2_tools import ROOT
 
 pytestmark = [pytest.mark.ros, pytest.mark.ros2_tools]
-LAUNCH_TEST = ROOT / 'test' / 'launch_tests' / 'depth_node_launch_test.py'
+LAUNCH_TEST = ROOT / 'test' / 'launch_tests' / 'depth_node_launch_testing.py'
 
 
 def test_launch_test_passes_under_pytest_with_the_plugin(colcon_ws, tmp_path):
@@ -26,7 +26,7 @@ def test_launch_test_passes_under_pytest_with_the_plugin(colcon_ws, tmp_path):
     passed = launch_test(run, env, tmp_path / 'pass.xml')
     assert passed.returncode == 0, passed.stdout[-6000:] + passed.stderr[-2000:]
     cases = list(ET.parse(tmp_path / 'pass.xml').getroot().iter('testcase'))
-    assert [c.get('name') for c in cases] == ['depth_node_launch_test']
+    assert [c.get('name') for c in cases] == ['depth_node_launch_testing']
     assert all(c.find('failure') is None and c.find('skipped') is None for c in cases)
     # Negative control: a node configured differently must fail the same test, so the pass
     # above came from assertions on the node's real output.

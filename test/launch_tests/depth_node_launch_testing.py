@@ -2,7 +2,7 @@
 A launch_testing integration test in the upstream style: sample_camera feeds depth_node.
 
 Run it under pytest with the launch_testing plugin (test/test_launch_testing.py does, from
-a colcon install), or with ``launch_test test/launch_tests/depth_node_launch_test.py``.
+a colcon install), or with ``launch_test test/launch_tests/depth_node_launch_testing.py``.
 """
 
 import os
