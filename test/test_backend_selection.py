@@ -62,7 +62,7 @@ def test_auto_picks_onnxruntime_and_says_why(tmp_path):
 def test_explicit_backends_fail_with_reasons(tmp_path):
     path = str(tmp_path / 'm.onnx')
     brightness_model(path)
-    wrong_file = 'torch not importable' if torch_missing() else 'torch backend runs checkpoints'
+    wrong_file = 'torch not importable' if torch_missing() else 'torch backend runs TorchScript'
     with pytest.raises(BackendError, match=wrong_file):
         create_backend('torch', path)
     with pytest.raises(BackendError, match='unknown backend'):

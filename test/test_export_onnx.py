@@ -106,8 +106,12 @@ def test_bad_input_dtype_is_rejected(tmp_path):
     assert not (tmp_path / 'x.onnx').exists()
 
 
+# Built from trained base checkpoints, not from default arguments (its own tests export it).
+COMPOSITES = {'stacked_ensemble'}
+
+
 def test_every_zoo_architecture_exports_with_parity(tmp_path):
-    names = list(ARCHITECTURES)
+    names = [name for name in ARCHITECTURES if name not in COMPOSITES]
     assert {'mobilenetv2_unet', 'squeezenet_unet', 'resnet18_monodepth',
             'eigen_multiscale'} <= set(names)
     for arch in names:
