@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-Benchmark every zoo architecture with depth_bench: torch (checkpoint) and ONNX backends.
+Benchmark every zoo architecture with depth_bench: torch (TorchScript) and ONNX backends.
 
     python scripts/bench_zoo.py [--archs mobilenetv2_unet ...] \
         [--sizes 224x224 240x320 480x640] [--backends torch onnxruntime tensorrt] \
@@ -9,8 +9,9 @@ Benchmark every zoo architecture with depth_bench: torch (checkpoint) and ONNX b
         [--reference mobilenetv2_unet] [--output-dir out/bench_zoo]
 
 Each architecture is built with its default arguments and random weights (speed does not
-depend on the weights), saved as a checkpoint for the torch backend and exported to a
-dynamic ONNX for ONNX Runtime / TensorRT, then timed at each size. With ``--peak-tflops``
+depend on the weights), exported to a dynamic ONNX for ONNX Runtime / TensorRT and to
+TorchScript for the torch backend (the node runs TorchScript, not training checkpoints),
+then timed at each size. With ``--peak-tflops``
 (the device's dense peak for fp32 and fp16) each row also shows the share of the peak the
 model reaches: small models at batch 1 are bound by kernel launches and memory traffic,
 far below it.
@@ -45,9 +46,8 @@ SUMMARY_COLUMNS = ('arch', 'size', 'params_m', 'gflops', 'ort_p50_ms', 'latency_
 
 
 def prepare(arch: str, folder: str, height: int, width: int) -> Dict[str, str]:
-    """Write a random-weight checkpoint and a dynamic ONNX export of arch; return paths."""
+    """Write a dynamic ONNX and a TorchScript export of arch (random weights); return paths."""
     import torch
-    from training.checkpoint import save_checkpoint
     from training.export_onnx import export_model
     from training.networks import build_model
     torch.manual_seed(0)
@@ -55,10 +55,10 @@ def prepare(arch: str, folder: str, height: int, width: int) -> Dict[str, str]:
     meta = ModelMeta(arch=arch, input_height=height, input_width=width,
                      description=f'{arch}, random weights, for timing only',
                      **model.output_spec(0.1, 10.0))
-    paths = {'checkpoint': os.path.join(folder, f'{arch}.pt'),
+    paths = {'torchscript': os.path.join(folder, f'{arch}.ts'),
              'onnx': os.path.join(folder, f'{arch}.onnx')}
-    save_checkpoint(paths['checkpoint'], model, meta)
-    export_model(model, meta, paths['onnx'], dynamic=True, check=False, log=lambda _m: None)
+    export_model(model, meta, paths['onnx'], dynamic=True, check=False, log=lambda _m: None,
+                 torchscript=paths['torchscript'])
     paths['params'] = sum(p.numel() for p in model.parameters())
     return paths
 
@@ -100,7 +100,7 @@ def summarise(rows: List[Dict], params: Dict[str, int], train: Dict[str, float],
 def bench_arch(arch: str, paths: Dict[str, str], args, sizes) -> List[Dict]:
     """Return depth_bench rows for one architecture, tagged with its name."""
     rows = []
-    for backends, model in (([b for b in args.backends if b == 'torch'], paths['checkpoint']),
+    for backends, model in (([b for b in args.backends if b == 'torch'], paths['torchscript']),
                             ([b for b in args.backends if b in ONNX_BACKENDS], paths['onnx'])):
         if not backends:
             continue
@@ -111,6 +111,16 @@ def bench_arch(arch: str, paths: Dict[str, str], args, sizes) -> List[Dict]:
         result = run(config, log=lambda _m: None)
         for row in result['rows']:
             row = dict(row, arch=arch)
+            if row.get('status') == 'ok' and not row.get('gflops'):
+                # TorchScript hides its layers from FLOP counting: the same network's ONNX
+                # graph gives the count at this size.
+                from mono_depth_ros.tools.depth_bench import onnx_flops
+                h, w = (int(v) for v in row['size'].split('x'))
+                flops = onnx_flops(paths['onnx'], h, w)
+                if flops:
+                    row['gflops'] = flops / 1e9
+                    seconds = (row.get('compute_p50_ms') or row['p50_ms']) / 1000.0
+                    row['tflops_s'] = flops / seconds / 1e12
             peak = args.peak.get(row['precision'])
             if peak and row.get('tflops_s'):
                 row['peak_share'] = row['tflops_s'] / peak

@@ -35,6 +35,13 @@ def test_bench_zoo_times_checkpoint_and_onnx_and_shares_the_peak(tmp_path):
         assert float(row['gflops']) > 0
         assert float(row['peak_share']) == pytest.approx(float(row['tflops_s']), rel=1e-3)
     flops = {(r['backend'], r['size']): float(r['gflops']) for r in rows}
+    # The ONNX graph's count agrees with one from forward hooks on the network itself.
+    import torch
+    from mono_depth_ros.tools.depth_bench import torch_flops
+    from training.networks import build_model
+    torch.manual_seed(0)
+    hooks = torch_flops(build_model('eigen_multiscale').eval(), torch.zeros(1, 3, 64, 64))
+    assert flops[('onnxruntime', '64x64')] == pytest.approx(hooks / 1e9, rel=0.02)
     assert flops[('torch', '64x64')] == pytest.approx(flops[('onnxruntime', '64x64')],
                                                       rel=0.02)
     assert '| arch | backend |' in (out / 'zoo.md').read_text()
