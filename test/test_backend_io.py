@@ -115,3 +115,10 @@ def test_bad_metadata_values_are_one_line_at_load(tmp_path, key, value, words):
     with pytest.raises(BackendError, match=words) as info:
         create_backend('auto', path)
     assert '\n' not in str(info.value)
+
+
+def test_onnxruntime_threads_sleep_between_frames(tmp_path):
+    # Spinning intra-op threads would take the cores the node's own per-frame work needs.
+    path = write_model(tmp_path / 'm.onnx', META)
+    options = OnnxRuntimeBackend.from_file(path).session.get_session_options()
+    assert options.get_session_config_entry('session.intra_op.allow_spinning') == '0'

@@ -41,13 +41,13 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def from_file(cls, model_path: str, precision: str = 'fp32', device: str = 'auto',
-                  threads: int = 0, **_options) -> 'OnnxRuntimeBackend':
+                  threads: int = 0, spin: bool = False, **_options) -> 'OnnxRuntimeBackend':
         if not model_path.lower().endswith('.onnx'):
             raise BackendError(f'onnxruntime runs .onnx files, not {model_path}')
-        return cls(model_path, precision=precision, device=device, threads=threads)
+        return cls(model_path, precision=precision, device=device, threads=threads, spin=spin)
 
     def __init__(self, model_path: str, precision: str = 'fp32', device: str = 'auto',
-                 threads: int = 0):
+                 threads: int = 0, spin: bool = False):
         import onnxruntime as ort
         available = ort.get_available_providers()
         providers = ['CPUExecutionProvider']
@@ -60,6 +60,10 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             options.intra_op_num_threads = int(threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin:
+            # Idle intra-op threads sleep instead of spinning for the next run: between two
+            # frames the node's own work (and DDS) needs those cores, not a busy-wait.
+            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(model_path, sess_options=options,
                                                 providers=providers)

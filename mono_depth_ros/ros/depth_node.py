@@ -521,8 +521,9 @@ class DepthRuntime:
             self._bad(exc.counter, str(exc))  # each decode error class names its counter
             return
         h, w = rgb.shape[:2]
-        t1 = time.perf_counter()
+        t1, cpu1 = time.perf_counter(), time.thread_time()
         self.stats.stage('decode', t1 - t0)
+        self.stats.stage('decode_cpu', cpu1 - cpu0)
         if self._input_size not in (None, (w, h)):
             self._throttled('resolution', f'input resolution changed {self._input_size} -> '
                             f'{(w, h)}', level='info')
@@ -540,9 +541,12 @@ class DepthRuntime:
         except NonFiniteOutputError as exc:
             self._bad('model_nonfinite', str(exc))
             return
+        cpu2 = time.thread_time()
         for stage in ('preprocess', 'inference', 'postprocess', 'colored', 'cloud'):
             if stage in result.times:
                 self.stats.stage(stage, result.times[stage])
+        # CPU of the pipeline's own work (and the camera pairing before it), inference out.
+        self.stats.stage('pipeline_cpu', cpu2 - cpu1 - result.inference_cpu)
 
         header = msg.header
         if cfg['frame_id']:
@@ -583,8 +587,9 @@ class DepthRuntime:
         self.stats.stage('publish', t_pub)
         # This thread's CPU time for everything but inference: the cost the node adds to the
         # model, free of what other processes on the machine do to wall-clock stage times.
-        self.stats.stage('non_inference_cpu',
-                         time.thread_time() - cpu0 - result.inference_cpu)
+        cpu3 = time.thread_time()
+        self.stats.stage('publish_cpu', cpu3 - cpu2)
+        self.stats.stage('non_inference_cpu', cpu3 - cpu0 - result.inference_cpu)
         self.stats.frame_out(self._latency(header), time.perf_counter() - t0)
 
     def _config_for(self, cfg, wanted) -> FrameConfig:
