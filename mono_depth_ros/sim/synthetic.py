@@ -667,8 +667,14 @@ class SyntheticStream:
         self._scene: Optional[Scene] = None
         self._poses: List[np.ndarray] = []
 
-    def frame(self, index: int) -> Frame:
-        """Return frame number index (random access, deterministic)."""
+    def frame(self, index: int, camera_offset: Optional[np.ndarray] = None) -> Frame:
+        """
+        Return frame number index (random access, deterministic).
+
+        ``camera_offset`` (4x4, in the path camera's own optical frame) renders the same
+        instant from a camera rigidly attached to it, such as a stereo rig's right camera
+        (translation (b, 0, 0)); the frame's pose is then that camera's.
+        """
         room = index // self.frames_per_room
         if room != self._room:
             self._scene = Scene.random(seed=self.seed * 100003 + room,
@@ -679,8 +685,10 @@ class SyntheticStream:
             self._response = CameraResponse.draw(
                 np.random.default_rng((self.seed, room, 5))) if self.camera_effects else None
             self._room = room
-        frame = self._scene.render(self.intrinsics, self._poses[index % self.frames_per_room],
-                                   index=index)
+        pose = self._poses[index % self.frames_per_room]
+        if camera_offset is not None:
+            pose = pose @ np.asarray(camera_offset, dtype=np.float64)
+        frame = self._scene.render(self.intrinsics, pose, index=index)
         if self._response is not None:
             frame.rgb = self._response.apply(frame.rgb,
                                              np.random.default_rng((self.seed, index, 6)))

@@ -432,3 +432,46 @@ def test_short_run_improves_median_scaled_d1_over_the_untrained_network(one_thre
         rows += metrics
     after = average_metrics(rows)['d1']
     assert after > before + 0.05, f'median-scaled d1 {before:.3f} -> {after:.3f}'
+
+
+def test_stereo_partner_warps_into_the_target_and_keeps_the_scale(one_thread):
+    from mono_depth_ros.core.model_meta import ModelMeta
+    from training.networks import build_model
+    from training.selfsup import SelfSupervisedTask
+    data = SyntheticDataset(4, scene_seed=5, frames_per_room=12, height=64, width=96,
+                            supersample=3, stereo=True, stereo_baseline=0.2,
+                            frame_offsets=(-1, 1))
+    samples = [data[0], data[1]]
+    s = samples[1]
+    assert float(s['stereo_tx']) == pytest.approx(-0.2)
+    depth, k = s['depth'][None], s['K'][None]
+    valid = s['mask'][None]
+
+    def error(tx):
+        warped, inside = geometry.warp(s['image_s'][None], depth, k,
+                                       geometry.stereo_transform(torch.tensor([tx])))
+        return float(photometric_error(warped, s['image'][None])[valid & inside].mean())
+
+    identity = float(photometric_error(s['image_s'][None], s['image'][None]).mean())
+    assert error(-0.2) < 0.5 * error(0.2)
+    assert error(-0.2) < 0.5 * identity
+    batch = {key: torch.stack([sample[key] for sample in samples])
+             for key in ('image', 'image-1', 'image+1', 'image_s', 'stereo_tx', 'K')}
+    net = build_model('resnet18_monodepth', decoder_channels=[8, 16, 32, 64, 128])
+    meta = ModelMeta(arch='resnet18_monodepth', input_height=96, input_width=128,
+                     output_mode='inverse_depth', output_scale=9.9, output_shift=0.1)
+    for mono in (False, True):
+        task = SelfSupervisedTask(0.1, 10.0, mono=mono, stereo=True,
+                                  pose_net=build_pose_net('posecnn') if mono else None)
+        assert task.stereo_pairs and not task.median_scaling and 'image_s' in task.image_keys
+        assert set(task.modules()) == ({'pose'} if mono else set())
+        loss, logs = task.compute_loss(net, batch)
+        assert torch.isfinite(loss) and 0 < logs['automask'] <= 1
+        net.zero_grad()
+        loss.backward()
+        assert float(net.decoder.dispconvs[0].conv.weight.grad.abs().sum()) > 0
+        assert task.describe(meta).output_mode == 'inverse_depth'  # the baseline gives metres
+    mono_only = SelfSupervisedTask(0.1, 10.0, pose_net=build_pose_net('posecnn'))
+    assert mono_only.describe(meta).output_mode == 'relative_inverse_depth'
+    with pytest.raises(ValueError, match='mono, stereo or both'):
+        SelfSupervisedTask(0.1, 10.0, mono=False, stereo=False)

@@ -35,7 +35,8 @@ def _synthetic(data, train, root, split_path, common):
                             scene_seed=syn['seed'] if train else syn['val_seed'],
                             frames_per_room=syn['frames_per_room'], style=syn['style'],
                             textures=syn['textures'], speed=syn['speed'],
-                            supersample=syn['supersample'], **common)
+                            supersample=syn['supersample'],
+                            stereo_baseline=syn['stereo_baseline'], **common)
 
 
 def _nyu_mat(data, train, root, split_path, common):

@@ -12,7 +12,7 @@ deterministic), so later epochs only pay for augmentation.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 from mono_depth_ros.sim.synthetic import SyntheticStream
@@ -33,9 +33,11 @@ class SyntheticDataset(DepthDataset):
 
     def __init__(self, size: int, scene_seed: int = 0, frames_per_room: int = 16,
                  intrinsics=None, cache_mb: float = 256.0, style: str = 'classic',
-                 textures: str = '', speed: float = 0.03, supersample: int = 1, **kwargs):
+                 textures: str = '', speed: float = 0.03, supersample: int = 1,
+                 stereo_baseline: float = 0.1, **kwargs):
         super().__init__(**kwargs)
         self.supersample = int(supersample)
+        self.stereo_baseline = float(stereo_baseline)
         if self.supersample < 1 or self.supersample % 2 == 0:
             raise ValueError(f'supersample must be an odd number >= 1, got {supersample}')
         self.style, self.textures, self.speed = style, textures, float(speed)
@@ -87,8 +89,23 @@ class SyntheticDataset(DepthDataset):
         key = room * self.frames_per_room + within
         if self._cache is not None and key in self._cache:
             return self._cache[key]
+        sample = self._render(key)
+        if self._cache is not None:
+            self._cache[key] = sample
+        return sample
+
+    def load_stereo(self, index: int) -> Tuple[RawSample, float]:
+        """Render sample index from a right camera ``stereo_baseline`` metres to its right."""
+        room, j = divmod(index, self.targets_per_room)
+        offset = np.eye(4)
+        offset[0, 3] = self.stereo_baseline
+        # The partner sits at +b along x, so T_t2s moves points by -b.
+        return self._render(room * self.frames_per_room + j + self.first, offset), \
+            -self.stereo_baseline
+
+    def _render(self, key: int, camera_offset=None) -> RawSample:
         stream = self._get_stream()
-        frame = stream.frame(key)
+        frame = stream.frame(key, camera_offset)
         rgb, depth = frame.rgb, frame.depth.astype(np.float32)
         s = self.supersample
         if s > 1:
@@ -98,8 +115,6 @@ class SyntheticDataset(DepthDataset):
             rgb = cv2.resize(rgb, self.resize, interpolation=cv2.INTER_AREA)
             depth = np.ascontiguousarray(depth[s // 2::s, s // 2::s])
         depth[~np.isfinite(depth)] = 0.0
-        sample = RawSample(rgb, depth, self.intrinsics if s > 1 else stream.intrinsics,
-                           id=f'synthetic_{key:06d}', pose=frame.pose)
-        if self._cache is not None:
-            self._cache[key] = sample
-        return sample
+        side = '' if camera_offset is None else '_right'
+        return RawSample(rgb, depth, self.intrinsics if s > 1 else stream.intrinsics,
+                         id=f'synthetic_{key:06d}{side}', pose=frame.pose)
