@@ -13,7 +13,9 @@ sources, plus the edge-aware smoothness of the mean-normalised disparity, 1e-3 /
 Trained from video alone the depth has no scale: validation and evaluation are median
 scaled, and the model's metadata says ``relative_inverse_depth`` (s = a, t = b), so the
 node never publishes metres from it without a scale source. With stereo the baseline fixes
-the scale and the model stays ``inverse_depth`` (metric).
+the scale and the model stays ``inverse_depth`` (metric); so do known camera poses
+(``pose_source: dataset``, e.g. the synthetic sequences' exact ones) in place of the pose
+network.
 """
 
 from __future__ import annotations

@@ -475,3 +475,24 @@ def test_stereo_partner_warps_into_the_target_and_keeps_the_scale(one_thread):
     assert mono_only.describe(meta).output_mode == 'relative_inverse_depth'
     with pytest.raises(ValueError, match='mono, stereo or both'):
         SelfSupervisedTask(0.1, 10.0, mono=False, stereo=False)
+
+
+@pytest.mark.parametrize('name, size, dataset', [
+    ('kitti_monodepth2', (192, 640), 'kitti'), ('nyu_monodepth2', (288, 384), 'sequences'),
+    ('smoke_selfsup', (48, 64), 'synthetic')])
+def test_selfsup_configs_resolve_to_the_task(name, size, dataset):
+    from training.config import load_config
+    from training.networks import arch_arg_names
+    from training.selfsup import SelfSupervisedTask
+    from training.trainer import build_task
+    config = load_config(f'training/configs/{name}.yaml')
+    assert config['task'] == 'selfsup' and config['data']['dataset'] == dataset
+    assert (config['data']['height'], config['data']['width']) == size
+    assert set(config['model']['args']) <= set(arch_arg_names(config['model']['arch']))
+    task = build_task(config)
+    assert isinstance(task, SelfSupervisedTask) and task.frame_offsets == (-1, 1)
+    assert task.median_scaling and task.pose_net is not None
+    if name == 'kitti_monodepth2':
+        optim = config['optim']
+        assert config['data']['batch_size'] == 12 and config['train']['epochs'] == 20
+        assert (optim['lr'], optim['step_size'], optim['gamma']) == (1e-4, 15, 0.1)
