@@ -78,6 +78,9 @@ def main():
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--model', default='')
     parser.add_argument('--no-points', action='store_true', help='do not subscribe to points')
+    parser.add_argument('--cv2-threads', type=int, default=1,
+                        help="OpenCV threads in the node (1: all of the node's own work runs "
+                        'on its worker thread, so its CPU time is the whole one-core cost)')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))
     frames, intr, source = real_frames(args.width, args.height)
@@ -91,7 +94,10 @@ def main():
     if args.model:
         cmd += ['-p', f'model_path:={args.model}']
     log = open('/tmp/bench_node_depth_node.log', 'w')
-    node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    if args.cv2_threads > 0:
+        env['OPENCV_FOR_THREADS_NUM'] = str(args.cv2_threads)
+    node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     rclpy.init()
     node = rclpy.create_node('bench_driver')
     pub_img = node.create_publisher(Image, 'image', qos_profile_sensor_data)

@@ -380,3 +380,16 @@ def test_cloud_colours_are_the_kept_pixels(step):
                  want_points=True)
     _xyz, colour = unpack_cloud(result.cloud)
     assert np.array_equal(colour, rgb[::step, ::step])
+
+
+def test_cloud_points_are_nan_exactly_where_depth_is():
+    raw = np.full((6, 8), 3.0, np.float32)
+    raw[1, 2], raw[4, 6] = 0.2, 50.0     # out of [1, 5]
+    cam = Intrinsics(16.0, 16.0, 7.5, 5.5, 16, 12)
+    result = run(meta(), Constant(raw), np.zeros((12, 16, 3), np.uint8), cam, min_depth=1.0,
+                 max_depth=5.0, cloud_decimation=1, want_points=True)
+    xyz, _rgb = unpack_cloud(result.cloud)
+    invalid = np.isnan(result.depth)
+    assert invalid.any() and (~invalid).any()
+    assert np.array_equal(np.isnan(xyz).all(axis=2), invalid)
+    assert not np.isnan(xyz[~invalid]).any()

@@ -669,7 +669,9 @@ class FrameProcessor:
                     self._colour_index = {key: idx}
                 colour = rgb[idx[0]][:, idx[1]]
         cam = result.camera.subsample(step)
-        result.cloud = self.packer.pack(sub, cam, colour, result.min_depth, result.max_depth)
+        # The depth is range-checked already (NaN outside [min_depth, max_depth]).
+        result.cloud = self.packer.pack(sub, cam, colour, result.min_depth, result.max_depth,
+                                        validated=True)
         result.cloud_camera = cam
 
 

@@ -62,13 +62,15 @@ def valid_depth(depth: np.ndarray, min_depth: float = 0.0,
 
 def backproject(depth: np.ndarray, intrinsics: Intrinsics, min_depth: float = 0.0,
                 max_depth: float = math.inf, out: Optional[np.ndarray] = None,
-                cache: Optional[RayCache] = None) -> np.ndarray:
+                cache: Optional[RayCache] = None, validated: bool = False) -> np.ndarray:
     """
     Back-project a depth image (metres) into an organized (H, W, 3) float32 xyz array.
 
     Pixels whose depth is NaN, infinite, <= 0 or outside [min_depth, max_depth] give NaN
     points. ``out`` may be a preallocated (H, W, 3) float32 array (or a view with a larger
-    last axis stride, e.g. the xyz part of a packed cloud buffer).
+    last axis stride, e.g. the xyz part of a packed cloud buffer). ``validated``: depth is
+    already float32 with NaN wherever it is invalid (the frame pipeline's output), so the
+    range check is skipped.
     """
     if depth.ndim != 2:
         raise ValueError(f'depth must be 2-D, got shape {depth.shape}')
@@ -77,7 +79,10 @@ def backproject(depth: np.ndarray, intrinsics: Intrinsics, min_depth: float = 0.
         raise ValueError(f'depth is {w}x{h} but the intrinsics are for '
                          f'{intrinsics.width}x{intrinsics.height}')
     rx, ry = (cache or _DEFAULT_CACHE).get(intrinsics)
-    z = valid_depth(depth, min_depth, max_depth)
+    if validated and depth.dtype == np.float32:
+        z = depth
+    else:
+        z = valid_depth(depth, min_depth, max_depth)
     if out is None:
         out = np.empty((h, w, 3), dtype=np.float32)
     np.multiply(z, rx, out=out[..., 0])

@@ -89,15 +89,21 @@ class CloudPacker:
         return self._buf
 
     def pack(self, depth: np.ndarray, intrinsics: Intrinsics, rgb: Optional[np.ndarray] = None,
-             min_depth: float = 0.0, max_depth: float = math.inf) -> CloudBuffer:
-        """Return the CloudBuffer of depth (metres) seen through intrinsics."""
+             min_depth: float = 0.0, max_depth: float = math.inf,
+             validated: bool = False) -> CloudBuffer:
+        """
+        Return the CloudBuffer of depth (metres) seen through intrinsics.
+
+        ``validated``: depth is float32 with NaN wherever invalid already (see backproject).
+        """
         if depth.ndim != 2:
             raise ValueError(f'depth must be 2-D, got shape {depth.shape}')
         h, w = depth.shape
         if rgb is not None and rgb.shape[:2] != (h, w):
             raise ValueError(f'rgb is {rgb.shape[:2]} but depth is {(h, w)}')
         buf = self._buffer(h, w, 3 if rgb is None else 4)
-        backproject(depth, intrinsics, min_depth, max_depth, out=buf[..., :3], cache=self.cache)
+        backproject(depth, intrinsics, min_depth, max_depth, out=buf[..., :3], cache=self.cache,
+                    validated=validated)
         if rgb is None:
             return CloudBuffer(h, w, list(XYZ_FIELDS), 12, 12 * w, buf.tobytes())
         _write_rgb(buf, rgb)
