@@ -83,8 +83,8 @@ def floor_mount(depth: np.ndarray, intrinsics, iterations: int = 300, seed: int 
     Return (camera height m, pitch rad) from the ground-truth floor, or None if none is seen.
 
     RANSAC planes through the lower half's valid points whose normal is within 35 degrees of
-    the camera's up direction (-y), with a 3 cm inlier band; of those holding at least 5% of
-    the points, the lowest (a floor, not a desk top). Pitch is positive looking down, as
+    the camera's up direction (-y), with a 3 cm inlier band: the one holding the most points,
+    when that is at least 10% of them. Pitch is positive looking down, as
     ``scale_source: ground_plane`` takes it.
     """
     h = depth.shape[0]
@@ -94,7 +94,7 @@ def floor_mount(depth: np.ndarray, intrinsics, iterations: int = 300, seed: int 
         return None
     rng = np.random.default_rng(seed)
     pts = xyz[rng.choice(len(xyz), min(len(xyz), 4000), replace=False)]
-    best, best_height = None, 0.0
+    best, best_height, best_count = None, 0.0, int(0.1 * len(pts))
     for _ in range(iterations):
         a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
         n = np.cross(b - a, c - a)
@@ -107,8 +107,8 @@ def floor_mount(depth: np.ndarray, intrinsics, iterations: int = 300, seed: int 
             continue
         d = -n @ a  # plane n . X + d = 0; the camera is at distance |d|
         count = int((np.abs(pts @ n + d) < 0.03).sum())
-        if count >= 0.05 * len(pts) and abs(d) > best_height:
-            best, best_height = n, abs(d)
+        if count > best_count:
+            best, best_height, best_count = n, abs(d), count
     if best is None:
         return None
     return float(best_height), float(-np.arcsin(np.clip(best[2], -1, 1)))

@@ -12,7 +12,9 @@ layout that ``training/evaluate.py`` and the ``folder`` dataset read:
   copy room, 10-12; an office, 13), never trained on;
 * ``redwood``: the five Redwood frames (one scene, never trained on);
 * ``tum``: the TUM fr1 frame (never trained on);
-* ``nyu_all``: all ten NYU pairs, for comparison with figures measured on the whole set.
+* ``nyu_all``: all ten NYU pairs, for comparison with figures measured on the whole set;
+* ``nyu_fit`` (indices 5-7) and ``nyu_val`` (3-4): the training scenes split once more, to
+  choose recipe B's fine-tuning length and rate without looking at the test split.
 
 All NYU pairs are from NYU's official train split (the only ones shared here); the split
 above is by scene so that nothing of a test scene is seen in training.
@@ -27,6 +29,7 @@ import sys
 
 NYU_TRAIN = ('0003', '0004', '0005', '0006', '0007')
 NYU_TEST = ('0008', '0010', '0011', '0012', '0013')
+NYU_FIT, NYU_VAL = ('0005', '0006', '0007'), ('0003', '0004')
 TUM_CAMERA = {'fx': 517.3, 'fy': 516.5, 'cx': 318.6, 'cy': 255.3, 'width': 640, 'height': 480}
 
 
@@ -44,7 +47,8 @@ def build(data: str, out: str) -> dict:
     nyu = os.path.join(data, 'nyu')
     folders = {}
     for name, stems in (('nyu_train', NYU_TRAIN), ('nyu_test', NYU_TEST),
-                        ('nyu_all', NYU_TRAIN + NYU_TEST)):
+                        ('nyu_all', NYU_TRAIN + NYU_TEST), ('nyu_fit', NYU_FIT),
+                        ('nyu_val', NYU_VAL)):
         root = os.path.join(out, name)
         for stem in stems:
             for sub in ('rgb', 'depth'):
