@@ -101,11 +101,11 @@ class SelfSupervisedTask(Task):
         """Mark the output relative unless stereo (or known poses) fixed the scale."""
         if self.metric:
             return meta
-        if meta.output_mode != 'inverse_depth':
-            raise ValueError('self-supervised training needs a depth network with the '
-                             f'inverse (sigmoid disparity) head, got {meta.output_mode}')
+        relative = {'inverse_depth': 'relative_inverse_depth', 'metric': 'relative_depth'}
+        if meta.output_mode not in relative:
+            raise ValueError(f'a {meta.output_mode} output has no relative counterpart')
         return dataclasses.replace(
-            meta, output_mode='relative_inverse_depth',
+            meta, output_mode=relative[meta.output_mode],
             description=f'{meta.description}, self-supervised (relative: scale unknown)')
 
     # -- pieces ---------------------------------------------------------------------------
