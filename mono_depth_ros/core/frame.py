@@ -161,6 +161,9 @@ class FrameResult:
     min_depth: float = 0.0
     max_depth: float = 0.0
     times: Dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of the calling thread per stage (its share of inference included), which
+    #: other processes on the machine do not inflate the way they do ``times``
+    cpu: Dict[str, float] = field(default_factory=dict)
     #: CPU seconds of the calling thread inside backend.infer (to tell the rest's CPU cost)
     inference_cpu: float = 0.0
 
@@ -368,6 +371,19 @@ def _safe_inverse(x: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Clock:
+    """Wall-clock and this thread's CPU time per stage, lap by lap."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.thread_time()
+
+    def lap(self, result: 'FrameResult', stage: str) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result.times[stage] = wall - self.wall
+        result.cpu[stage] = cpu - self.cpu
+        self.wall, self.cpu = wall, cpu
+
+
 # -- the plan for one (camera size, config) ---------------------------------------------------
 @dataclass
 class _Plan:
@@ -543,7 +559,7 @@ class FrameProcessor:
         not be published; backend errors pass through.
         """
         config = config or self.config
-        t0 = time.perf_counter()
+        clock = _Clock()
         _check_rgb(rgb)
         height, width = rgb.shape[:2]
         if (camera.width, camera.height) != (width, height):
@@ -552,23 +568,19 @@ class FrameProcessor:
         lo, hi = self.depth_range(config)
         plan = self.plan(width, height, config)
         tensor = self.preprocess(rgb, plan)
-        t1, c1 = time.perf_counter(), time.thread_time()
-        raw = self.backend.infer(tensor)
-        t2 = time.perf_counter()
-        result_cpu = time.thread_time() - c1
         result = FrameResult(camera=camera.resize(*plan.out_size), min_depth=lo, max_depth=hi)
-        result.inference_cpu = result_cpu
+        clock.lap(result, 'preprocess')
+        raw = self.backend.infer(tensor)
+        clock.lap(result, 'inference')
+        result.inference_cpu = result.cpu['inference']
         self._postprocess(result, raw, plan, camera, config, scale)
-        t3 = time.perf_counter()
-        result.times.update(preprocess=t1 - t0, inference=t2 - t1, postprocess=t3 - t2)
+        clock.lap(result, 'postprocess')
         if result.depth is not None and config.want_colored:
             result.colored = colorize_depth(result.depth, lo, hi)
-            t4 = time.perf_counter()
-            result.times['colored'] = t4 - t3
-            t3 = t4
+            clock.lap(result, 'colored')
         if result.depth is not None and config.want_points:
             self._cloud(result, rgb, config)
-            result.times['cloud'] = time.perf_counter() - t3
+            clock.lap(result, 'cloud')
         return result
 
     def _postprocess(self, result: FrameResult, raw: np.ndarray, plan: _Plan,

@@ -35,6 +35,7 @@ import numpy as np
 COLUMNS = ('backend', 'precision', 'size', 'cuda_graphs', 'status', 'p50_ms', 'p95_ms', 'fps',
            'compute_p50_ms', 'peak_mem_mb', 'gflops', 'tflops_s', 'describe')
 STAGES = ('decode', 'preprocess', 'inference', 'postprocess', 'cloud', 'serialise')
+PIPELINE_COLUMNS = ('stage', 'p50_ms', 'p95_ms', 'share', 'cpu_p50_ms')
 
 
 class BenchError(RuntimeError):
@@ -413,7 +414,10 @@ def run_pipeline_bench(backend, frames, repeats: int = 1, config=None,
     a raw rgb8 decode; ``serialise`` is making the message payloads (depth and cloud
     bytes). ``results`` collects each FrameResult when given. A relative model (no metres of
     its own) runs with the fixed scale (1, 0), as under ``scale_source: fixed``; what the
-    other scale sources add is measured by ``scripts/bench_scale.py``.
+    other scale sources add is measured by ``scripts/bench_scale.py``. Besides wall-clock
+    percentiles each row has ``cpu_p50_ms``, this thread's CPU time, which other processes
+    on a shared machine inflate far less (run with one OpenCV and one ONNX Runtime thread
+    for the one-core cost).
     """
     from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
     from mono_depth_ros.core.image_codec import decode_image, encode_depth, encode_image
@@ -421,38 +425,43 @@ def run_pipeline_bench(backend, frames, repeats: int = 1, config=None,
     processor = FrameProcessor(backend.meta, backend, config)
     scale = None if backend.meta.is_metric else (1.0, 0.0)
     times = {stage: [] for stage in STAGES}
-    totals = []
+    cpus = {stage: [] for stage in STAGES}
+    totals, cpu_totals = [], []
     encoded = [(encode_image(rgb, 'rgb8'), rgb.shape, camera) for rgb, camera, _ in frames]
     processor.run(frames[0][0], frames[0][1], scale=scale)  # warm-up outside the clock
     for _ in range(max(1, repeats)):
         for (step, data), shape, camera in encoded:
             h, w = shape[:2]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             rgb = decode_image('rgb8', w, h, step, data)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.thread_time()
             result = processor.run(rgb, camera, scale=scale)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.thread_time()
             payloads = []
             if result.depth is not None:
                 payloads.append(encode_depth(result.depth, '32FC1')[1])
             if result.cloud is not None:
                 payloads.append(bytes(result.cloud.data))
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.thread_time()
             if not payloads or not all(payloads):
                 raise BenchError('the pipeline produced an empty message')
             stage_times = dict(result.times, decode=t1 - t0, serialise=t3 - t2)
+            stage_cpu = dict(result.cpu, decode=c1 - c0, serialise=c3 - c2)
             for stage in STAGES:
                 times[stage].append(stage_times.get(stage, 0.0))
+                cpus[stage].append(stage_cpu.get(stage, 0.0))
             totals.append(t3 - t0)
+            cpu_totals.append(c3 - c0)
             if results is not None:
                 results.append(result)
     total_p50 = percentile_ms(totals, 50)
     rows = [{'stage': stage, 'p50_ms': percentile_ms(times[stage], 50),
              'p95_ms': percentile_ms(times[stage], 95),
-             'share': percentile_ms(times[stage], 50) / total_p50 if total_p50 else 0.0}
+             'share': percentile_ms(times[stage], 50) / total_p50 if total_p50 else 0.0,
+             'cpu_p50_ms': percentile_ms(cpus[stage], 50)}
             for stage in STAGES]
     rows.append({'stage': 'total', 'p50_ms': total_p50, 'p95_ms': percentile_ms(totals, 95),
-                 'share': 1.0})
+                 'share': 1.0, 'cpu_p50_ms': percentile_ms(cpu_totals, 50)})
     return rows
 
 
@@ -515,7 +524,7 @@ def run(config: BenchConfig, log=print) -> Dict:
         h, w = frames[0][0].shape[:2]
         text += (f'\n## Per-frame pipeline ({len(frames)} {source} frames {w}x{h}, '
                  f'{describe})\n\n' + markdown_table(
-                     pipeline_rows, ('stage', 'p50_ms', 'p95_ms', 'share')) + '\n')
+                     pipeline_rows, PIPELINE_COLUMNS) + '\n')
     log(text)
     if config.output_dir:
         os.makedirs(config.output_dir, exist_ok=True)
@@ -523,7 +532,7 @@ def run(config: BenchConfig, log=print) -> Dict:
         atomic_write_text(os.path.join(config.output_dir, 'bench.csv'), csv_text(rows, columns))
         if pipeline_rows:
             atomic_write_text(os.path.join(config.output_dir, 'pipeline.csv'),
-                              csv_text(pipeline_rows, ('stage', 'p50_ms', 'p95_ms', 'share')))
+                              csv_text(pipeline_rows, PIPELINE_COLUMNS))
     return {'rows': rows, 'pipeline': pipeline_rows, 'markdown': text, 'meta': meta}
 
 
