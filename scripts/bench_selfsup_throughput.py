@@ -6,7 +6,8 @@ One step is what the trainer does per batch: the depth network on the targets (4
 the pose network on both pairs (-1, 0) and (0, +1), the warps and losses at every scale,
 backward and an Adam step. Inputs are random frames with the KITTI-like intrinsics of the
 size, so the figures do not depend on data loading. Prints a Markdown table; on a shared
-machine the median step is reported with the spread.
+machine the median step is reported with the spread, and images per CPU second (the
+process's own CPU time), which other jobs on the machine do not dilute.
 
     python scripts/bench_selfsup_throughput.py --sizes 192x640 96x320 --batch 4
 """
@@ -39,11 +40,11 @@ def bench(height: int, width: int, batch: int, steps: int, warmup: int, device: 
                   for key in ('image', 'image-1', 'image+1')}
     batch_data['K'] = k
     scaler = torch.amp.GradScaler('cuda', enabled=amp and device.startswith('cuda'))
-    times = []
+    times, cpu = [], []
     for i in range(warmup + steps):
         if device.startswith('cuda'):
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with torch.autocast(device.split(':')[0], dtype=torch.float16,
                             enabled=amp and device.startswith('cuda')):
             loss, _ = task.compute_loss(model, batch_data)
@@ -55,9 +56,11 @@ def bench(height: int, width: int, batch: int, steps: int, warmup: int, device: 
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     step = statistics.median(times)
     return {'size': f'{height}x{width}', 'step_s': step, 'images_per_s': batch / step,
-            'spread': (max(times) - min(times)) / step}
+            'spread': (max(times) - min(times)) / step,
+            'images_per_cpu_s': batch / statistics.median(cpu)}
 
 
 def main(argv=None) -> int:
@@ -77,14 +80,14 @@ def main(argv=None) -> int:
     print(f'device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'batch {args.batch}, ResNet18 depth + {args.pose_arch} pose, frames -1/0/+1, '
           f'4 scales, median of {args.steps} steps{", AMP fp16" if args.amp else ""}')
-    print('| size | s/step | images/s | spread |')
-    print('|---|---|---|---|')
+    print('| size | s/step | images/s | spread | images per CPU s |')
+    print('|---|---|---|---|---|')
     for size in args.sizes:
         height, width = (int(v) for v in size.lower().split('x'))
         r = bench(height, width, args.batch, args.steps, args.warmup, args.device,
                   args.pose_arch, args.amp)
         print(f'| {r["size"]} | {r["step_s"]:.3f} | {r["images_per_s"]:.2f} | '
-              f'{100 * r["spread"]:.0f}% |', flush=True)
+              f'{100 * r["spread"]:.0f}% | {r["images_per_cpu_s"]:.2f} |', flush=True)
     return 0
 
 
