@@ -105,7 +105,8 @@ def measure(frames, source: str, size: Tuple[int, int], thresholds) -> List[Dict
     backend = None
     if source == 'model':
         from mono_depth_ros.inference import create_backend
-        backend = create_backend('onnxruntime', os.path.join(REPO, 'models', 'mono_depth.onnx'))
+        backend = create_backend('onnxruntime',
+                                 os.path.join(REPO, 'models', 'starter_indoor.onnx'))
         meta = backend.meta
     configs = [('nearest', None), ('bilinear', None)] + [('edge_aware', t) for t in thresholds]
     rows = [{'mode': 'ground truth 640x480', 'flying': 0, 'abs_rel': 0.0, 'coverage': 1.0}]

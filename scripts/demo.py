@@ -79,6 +79,48 @@ def render_cloud(xyz, rgb, size=(320, 240)):
     return image
 
 
+REAL_SAMPLE = ('nyu', 'rgb/0010.png', 'depth/0010.png')  # a scene the starter never trained on
+
+
+def real_row(model_path, width, data=None):
+    """
+    Return input | predicted | ground truth | blank panels for a real NYU picture, or None.
+
+    The picture goes through the node's own frame pipeline (ONNX Runtime and FrameProcessor,
+    as depth_node runs it), so the row shows what the robot would publish for a real camera;
+    None when the shared sample data is not there (a user's clone) or the model cannot run.
+    """
+    from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
+    from mono_depth_ros.core.intrinsics import preset
+    from mono_depth_ros.inference.base import create_backend
+    data = data or os.environ.get('MONO_DEPTH_SHARED_DATA') or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data')
+    folder, rgb_name, depth_name = REAL_SAMPLE
+    bgr = cv2.imread(os.path.join(data, folder, rgb_name), cv2.IMREAD_COLOR)
+    gt = cv2.imread(os.path.join(data, folder, depth_name), cv2.IMREAD_UNCHANGED)
+    if bgr is None or gt is None:
+        return None
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    gt = gt.astype(np.float32) / 1000.0
+    try:
+        backend = create_backend('onnxruntime', model_path)
+        depth = FrameProcessor(backend.meta, backend, FrameConfig()).run(
+            rgb, preset('kinect_nyu')).depth
+    except Exception as exc:  # noqa: BLE001 - the preview must not fail the demo
+        print(f'demo: no real-image preview ({exc})')
+        return None
+    valid = gt > 0
+    lo, hi = (float(v) for v in np.percentile(gt[valid], [2, 98]))
+    panels = [label(rgb, 'input (real NYU picture)'),
+              label(colorize_depth(depth, lo, hi, inverse=False), 'predicted depth'),
+              label(colorize_depth(np.where(valid, np.clip(gt, lo, hi), np.nan), lo, hi,
+                                   inverse=False), 'ground truth (Kinect)')]
+    row = np.hstack(panels)
+    if row.shape[1] < width:
+        row = np.hstack([row, np.zeros((row.shape[0], width - row.shape[1], 3), np.uint8)])
+    return row[:, :width]
+
+
 def label(image, text):
     out = cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA)
     cv2.rectangle(out, (0, 0), (320, 22), (0, 0, 0), -1)
@@ -282,9 +324,14 @@ def run(children):
     if cloud_msg is not None:
         xyz, colour = unpack_cloud(ros_io.cloud_from_msg(cloud_msg))
         panels.append(label(render_cloud(xyz, colour), 'point cloud (points)'))
+    preview_image = np.hstack(panels)
+    from mono_depth_ros.ros.depth_node import bundled_model_path
+    real = real_row(args.model or bundled_model_path(), preview_image.shape[1])
+    if real is not None:
+        preview_image = np.vstack([preview_image, real])
     preview = os.path.join(args.output_dir, 'preview.png')
     with atomic_path(preview) as tmp:
-        cv2.imwrite(tmp + '.png', cv2.cvtColor(np.hstack(panels), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(tmp + '.png', cv2.cvtColor(preview_image, cv2.COLOR_RGB2BGR))
         os.replace(tmp + '.png', tmp)
 
     lat = np.array(latencies) if latencies else np.array([np.nan])

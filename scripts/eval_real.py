@@ -2,7 +2,9 @@
 """
 Evaluate models on every real sample set, metric and median-scaled, beside the floors.
 
-Each model goes through ``training/evaluate.py`` (one call per set and scaling), on the
+Each model (a checkpoint, or an ONNX file run by ONNX Runtime) goes through
+``training/evaluate.py``, that is through the node's own frame pipeline with its default
+parameters (one call per set and scaling), on the
 scene-split folders of ``scripts/real_split.py`` (built when missing) and the KITTI
 samples; the floors come from ``scripts/floors.py``. Prints one Markdown table (abs_rel and
 delta1 per set) and writes everything as JSON.
@@ -39,34 +41,8 @@ from training.metrics import average_metrics, compute_depth_metrics  # noqa: E40
 DEFAULT_SETS = ('nyu_test', 'redwood', 'tum', 'kitti')
 
 
-def evaluate_onnx(path: str, spec: floors.RealSet, threads: int = 2) -> Dict[str, Dict]:
-    """
-    Return {'metric', 'median'} metrics of an ONNX model run exactly as the node runs it.
-
-    ONNX Runtime backend and the node's FrameProcessor (resize, focal rescale, depth range,
-    bilinear up-sampling to the camera's size) on each full-size image and its intrinsics;
-    pixels the node publishes as NaN do not count (``coverage`` says how many did).
-    """
-    from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
-    from mono_depth_ros.inference.base import create_backend
-    backend = create_backend('onnxruntime', path, threads=threads)
-    processor = FrameProcessor(backend.meta, backend, FrameConfig(depth_upsampling='bilinear'))
-    data = floors.open_set(spec, backend.meta.input_height, backend.meta.input_width)
-    out = {}
-    samples = [data.load(i) for i in range(len(data))]
-    preds = [processor.run(s.rgb, s.intrinsics).depth for s in samples]
-    for key, scaled in (('metric', False), ('median', True)):
-        rows = [compute_depth_metrics(p, s.depth, min_depth=backend.meta.min_depth,
-                                      max_depth=spec.cap, crop=spec.crop,
-                                      median_scaling=scaled) for p, s in zip(preds, samples)]
-        out[key] = average_metrics(rows)
-    return out
-
-
 def evaluate_model(path: str, spec: floors.RealSet, out_dir: str) -> Dict[str, Dict]:
     """Return {'metric': metrics, 'median': metrics} of one model on one real set."""
-    if path.endswith('.onnx'):
-        return evaluate_onnx(path, spec)
     out = {}
     for key, scaled in (('metric', False), ('median', True)):
         rows = evaluate_mod.evaluate(

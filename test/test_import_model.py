@@ -224,7 +224,7 @@ def test_bundled_model_says_it_is_metric():
     # The starter model is trained with metric supervision: the node may publish its metres
     # without a scale source, and its metadata says so.
     from pathlib import Path
-    meta = stored_meta(Path(__file__).resolve().parents[1] / 'models' / 'mono_depth.onnx')
+    meta = stored_meta(Path(__file__).resolve().parents[1] / 'models' / 'starter_indoor.onnx')
     assert meta.is_metric and meta.output_mode in ('metric', 'inverse_depth', 'disparity')
 
 

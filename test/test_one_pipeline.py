@@ -21,7 +21,7 @@ from sensor_msgs.msg import Image
 pytestmark = pytest.mark.ros
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLED = os.path.join(REPO, 'models', 'mono_depth.onnx')
+BUNDLED = os.path.join(REPO, 'models', 'starter_indoor.onnx')
 
 
 def node_depth(rgb, camera, log_dir):

@@ -3,7 +3,7 @@
 Evaluate a model: the standard depth metrics table, per-image CSV, grid and histogram.
 
     python training/evaluate.py --checkpoint runs/smoke/best.pt --dataset synthetic
-    python training/evaluate.py --checkpoint models/mono_depth.onnx --dataset nyu \
+    python training/evaluate.py --checkpoint models/starter_indoor.onnx --dataset nyu \
         --data-root DIR|FILE [--split FILE] [--median-scaling] [--crop eigen|garg|none]
         [--backend auto|onnxruntime|torch|tensorrt] [--output-dir DIR]
 

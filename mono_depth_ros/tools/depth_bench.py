@@ -1,7 +1,7 @@
 """
 ``depth_bench``: time every available backend, and the node's whole per-frame pipeline.
 
-    ros2 run mono_depth_ros depth_bench --model models/mono_depth.onnx \
+    ros2 run mono_depth_ros depth_bench --model models/starter_indoor.onnx \
         [--backends onnxruntime torch tensorrt] [--precisions fp32 fp16] \
         [--sizes 240x320 480x640] [--iterations 50] [--cuda-graphs on off] [--output-dir DIR]
 

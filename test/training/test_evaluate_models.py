@@ -10,7 +10,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EVALUATE = os.path.join(REPO, 'training', 'evaluate.py')
-BUNDLED = os.path.join(REPO, 'models', 'mono_depth.onnx')
+BUNDLED = os.path.join(REPO, 'models', 'starter_indoor.onnx')
 
 
 def evaluate(*args, cwd=None):
