@@ -18,7 +18,7 @@ from training.export_onnx import export_model
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ['data.synthetic.train_size=8', 'data.synthetic.val_size=2', 'train.epochs=1',
         'data.synthetic.frames_per_room=4', 'data.batch_size=4', 'train.progress=false',
-        'train.tensorboard=false']
+        'train.tensorboard=false', 'data.synthetic.supersample=1']
 
 
 @pytest.fixture(scope='module')
