@@ -280,10 +280,14 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
         model_avg['scale_std'] = float(np.std([r['scale'] for r in rows]))
     gts = np.concatenate([s.depth[(s.depth > min_depth) & (s.depth < cap)] for s in samples])
     constant = float(np.median(gts))
+    # Median scaling turns any constant into each image's own median depth: that, not one
+    # constant for the whole set, is the floor a median-scaled model has to beat.
     baseline = average_metrics([
         compute_depth_metrics(np.full_like(s.depth, constant), s.depth, min_depth=min_depth,
-                              max_depth=cap, crop=crop) for s in samples])
-    results = {'model': model_avg, f'constant {constant:.2f} m': baseline}
+                              max_depth=cap, crop=crop, median_scaling=median_scaling)
+        for s in samples])
+    name = 'constant, median-scaled' if median_scaling else f'constant {constant:.2f} m'
+    results = {'model': model_avg, name: baseline}
     ensemble = None
     if model is not None and hasattr(model, 'variants'):
         # A stacked ensemble: each base, their simple average and the ensemble, with costs.
