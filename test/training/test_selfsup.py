@@ -310,7 +310,8 @@ def test_datasets_without_sequences_or_stereo_refuse_them(shared_data):
         FolderDataset(str(shared_data / 'redwood'), rgb_dir='color', intrinsics='kinect_nyu',
                       height=24, width=32, frame_offsets=(-1, 1))
     with pytest.raises(DatasetError, match='no stereo pairs'):
-        SyntheticDataset(4, height=24, width=32, stereo=True)
+        FolderDataset(str(shared_data / 'redwood'), rgb_dir='color', intrinsics='kinect_nyu',
+                      height=24, width=32, stereo=True)
 
 
 @pytest.mark.shared_data
