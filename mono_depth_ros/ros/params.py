@@ -58,7 +58,7 @@ PARAMETERS: Tuple[Param, ...] = (
     Param('precision', 'fp32', 'inference precision (TensorRT; torch on CUDA)', read_only=True,
           choices=PRECISIONS),
     Param('engine_cache_dir', '', 'folder for cached TensorRT engines; empty = '
-          '~/.cache/mono_depth_ros', read_only=True),
+          '~/.cache/mono_depth_ros/engines', read_only=True),
     # -- camera ------------------------------------------------------------------------------
     Param('intrinsics', 'camera_info', 'where the camera intrinsics come from: camera_info '
           '(P, else K, with binning and roi), the kinect or kitti preset (refused at another '
