@@ -21,7 +21,10 @@ def _script(name):
 def test_bundled_model_file_and_metadata():
     from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
     assert BUNDLED_MODEL == 'starter_indoor.onnx'
-    assert os.path.samefile(bundled_model_path(), MODEL)
+    # the installed share/ copy (colcon) or this source tree's file
+    installed = bundled_model_path()
+    assert os.path.basename(installed) == BUNDLED_MODEL and os.path.isfile(installed)
+    assert os.path.getsize(installed) == os.path.getsize(MODEL)
     assert os.path.getsize(MODEL) <= 20 * 2 ** 20
     assert not os.path.exists(os.path.join(REPO, 'models', 'mono_depth.onnx'))
     backend = OnnxRuntimeBackend.from_file(MODEL)
