@@ -107,6 +107,15 @@ def _take_over_signals(handler) -> None:
         signal.signal(sig, handler)
 
 
+def _ignore_signals() -> None:
+    """Ignore SIGINT and SIGTERM for the rest of the process (main thread only)."""
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the caller's handlers stay
+        pass
+
+
 def spin_until_shutdown(node, on_stop=None) -> None:
     """
     Spin a node until SIGINT, SIGTERM or context shutdown, then clean up.
@@ -127,6 +136,10 @@ def spin_until_shutdown(node, on_stop=None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # From here on signals are ignored outright, not handled in Python: at interpreter exit
+        # Python puts SIG_DFL back for signals it handled, and a late second Ctrl-C would then
+        # kill the process (exit -2); an ignored signal stays ignored. The clean-up is bounded.
+        _ignore_signals()
         if on_stop is not None:
             on_stop()
         node.destroy_node()
