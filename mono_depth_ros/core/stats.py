@@ -25,6 +25,7 @@ import numpy as np
 # Known bad-input kinds, always reported (as 0 until seen) so users see what can go wrong.
 BAD_INPUT_KINDS = (
     'unsupported_encoding', 'zero_size', 'bad_step', 'truncated', 'odd_width', 'corrupt_image',
+    'too_large',
     'bad_camera_info', 'camera_info_size_mismatch', 'no_camera_info',
     'intrinsics_aspect_mismatch',
 )
