@@ -676,18 +676,10 @@ class DepthNode(Node):
         self.runtime.shutdown()
 
 
-def wants_help(argv: Sequence[str]) -> bool:
-    """Return True for ``--help``/``-h`` before any ``--ros-args``."""
-    args = list(argv)
-    if '--ros-args' in args:
-        args = args[:args.index('--ros-args')]
-    return any(a in ('-h', '--help') for a in args)
-
-
 def main(argv=None) -> int:
     """Run depth_node until SIGINT or SIGTERM; exit 1 with one line if it cannot start."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if wants_help(args):
+    if ros_io.wants_help(args):
         sys.stdout.write(node_params.help_text('depth_node'))
         return 0
     profile_note = transport.apply_default_profile(os.environ)

@@ -25,7 +25,7 @@ import sys
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
 from mono_depth_ros.ros import transport
-from mono_depth_ros.ros.depth_node import DepthRuntime, StartupError, wants_help
+from mono_depth_ros.ros.depth_node import DepthRuntime, StartupError
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 import rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -106,7 +106,7 @@ def help_text() -> str:
 def main(argv=None) -> int:
     """Run depth_node_managed until SIGINT or SIGTERM."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if wants_help(args):
+    if ros_io.wants_help(args):
         sys.stdout.write(help_text())
         return 0
     profile_note = transport.apply_default_profile(os.environ)

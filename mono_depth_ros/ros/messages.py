@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Optional
+from typing import Optional, Sequence
 
 from mono_depth_ros.core import image_codec
 from mono_depth_ros.core.intrinsics import Intrinsics
@@ -94,6 +94,14 @@ def cloud_from_msg(msg: PointCloud2) -> CloudBuffer:
                        [(f.name, f.offset, f.datatype, f.count) for f in msg.fields],
                        msg.point_step, msg.row_step, bytes(msg.data), msg.is_dense,
                        bool(msg.is_bigendian))
+
+
+def wants_help(argv: Sequence[str]) -> bool:
+    """Return True for ``--help``/``-h`` before any ``--ros-args``."""
+    args = list(argv)
+    if '--ros-args' in args:
+        args = args[:args.index('--ros-args')]
+    return any(a in ('-h', '--help') for a in args)
 
 
 def _take_over_signals(handler) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 from mono_depth_ros.core.image_codec import SUPPORTED_ENCODINGS
@@ -377,18 +377,10 @@ class SampleCamera(Node):
         self.source.close()
 
 
-def wants_help(argv: Sequence[str]) -> bool:
-    """Return True for ``--help``/``-h`` before any ``--ros-args``."""
-    args = list(argv)
-    if '--ros-args' in args:
-        args = args[:args.index('--ros-args')]
-    return any(a in ('-h', '--help') for a in args)
-
-
 def main(argv=None) -> int:
     """Run sample_camera until SIGINT or SIGTERM; exit 1 with one line if it cannot start."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if wants_help(args):
+    if ros_io.wants_help(args):
         sys.stdout.write(help_text())
         return 0
     rclpy.init(args=argv)
