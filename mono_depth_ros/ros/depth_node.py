@@ -37,6 +37,7 @@ from mono_depth_ros.core import scale as scale_sources
 from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuffer,
                                         manual_camera, output_size, preset_camera)
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, NonFiniteOutputError
+from mono_depth_ros.core.paths import package_file
 from mono_depth_ros.core.stats import PeriodJudge, Stats
 from mono_depth_ros.inference import BackendError, create_backend
 from mono_depth_ros.ros import messages as ros_io
@@ -61,16 +62,7 @@ UNPAIRED_STREAK = 3
 
 def bundled_model_path() -> str:
     """Return the installed (share/) or source-tree path of the bundled model."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        path = os.path.join(get_package_share_directory('mono_depth_ros'), 'models',
-                            BUNDLED_MODEL)
-        if os.path.isfile(path):
-            return path
-    except Exception:  # noqa: BLE001 - not installed through colcon (pip -e, source tree)
-        pass
-    source_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(source_root, 'models', BUNDLED_MODEL)
+    return package_file('models', BUNDLED_MODEL)
 
 
 def shorten(text: str, limit: int = LOG_TEXT_LIMIT) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from typing import MutableMapping, Optional
 
+from mono_depth_ros.core.paths import package_file
+
 PROFILE_NAME = 'fastdds_large_shm.xml'
 PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 # The RMW every supported distribution uses when RMW_IMPLEMENTATION is unset.
@@ -22,16 +24,7 @@ FASTDDS_RMWS = ('', 'rmw_fastrtps_cpp', 'rmw_fastrtps_dynamic_cpp')
 
 def shipped_profile() -> Optional[str]:
     """Return the installed (share/) or source-tree path of the profile, or None."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        path = os.path.join(get_package_share_directory('mono_depth_ros'), 'config',
-                            PROFILE_NAME)
-        if os.path.isfile(path):
-            return path
-    except Exception:  # noqa: BLE001 - not installed through colcon (pip -e, source tree)
-        pass
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(root, 'config', PROFILE_NAME)
+    path = package_file('config', PROFILE_NAME)
     return path if os.path.isfile(path) else None
 
 
