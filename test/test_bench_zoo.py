@@ -1,25 +1,15 @@
 """scripts/bench_zoo.py: one command times a zoo network through the torch and ONNX backends."""
 
 import csv
-import importlib.util
-import os
 
 import pytest
+from script_module import load_script
 
 pytestmark = pytest.mark.needs_torch
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        'bench_zoo', os.path.join(REPO, 'scripts', 'bench_zoo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_bench_zoo_times_checkpoint_and_onnx_and_shares_the_peak(tmp_path):
-    bench_zoo = _script()
+    bench_zoo = load_script('bench_zoo')
     out = tmp_path / 'out'
     code = bench_zoo.main(['--archs', 'eigen_multiscale', '--sizes', '32x64', '64x64',
                            '--iterations', '2', '--warmup', '0', '--peak-tflops', '1', '2',
@@ -48,13 +38,13 @@ def test_bench_zoo_times_checkpoint_and_onnx_and_shares_the_peak(tmp_path):
 
 
 def test_bench_zoo_rejects_an_unknown_architecture(tmp_path, capsys):
-    bench_zoo = _script()
+    bench_zoo = load_script('bench_zoo')
     assert bench_zoo.main(['--archs', 'nope', '--output-dir', str(tmp_path)]) == 1
     assert 'unknown architecture' in capsys.readouterr().err
 
 
 def test_bench_zoo_summary_gives_params_flops_latency_training_and_ratios(tmp_path):
-    bench_zoo = _script()
+    bench_zoo = load_script('bench_zoo')
     out = tmp_path / 'out'
     code = bench_zoo.main(['--archs', 'eigen_multiscale', 'squeezenet_unet', '--sizes',
                            '32x64', '--backends', 'onnxruntime', '--iterations', '2',

@@ -1,21 +1,13 @@
 """The bundled starter model: its file, its metadata, and that it beats the floors on real NYU."""
 
-import importlib.util
 import os
 
 from mono_depth_ros.ros.depth_node import BUNDLED_MODEL, bundled_model_path
 import pytest
+from script_module import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, 'models', BUNDLED_MODEL)
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'scripts',
-                                                                     f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_bundled_model_file_and_metadata():
@@ -38,9 +30,9 @@ def test_bundled_model_file_and_metadata():
 @pytest.mark.needs_torch  # the floors and evaluate.py live on the training side
 def test_bundled_model_beats_both_floors_on_held_out_nyu_scenes(shared_data, tmp_path):
     """Median-scaled delta1 through evaluate.py (the node's pipeline) vs scripts/floors.py."""
-    split = _script('real_split')
+    split = load_script('real_split')
     split.build(str(shared_data), str(tmp_path / 'real'))
-    floors = _script('floors')
+    floors = load_script('floors')
     (spec,) = floors.real_sets(str(tmp_path / 'real'), str(shared_data), ['nyu_test'])
     floor = floors.evaluate_floors(spec)
     from training.evaluate import evaluate

@@ -1,6 +1,5 @@
 """Starter-model tools: pre-rendered synthetic folders and int8 static quantization."""
 
-import importlib.util
 import json
 import os
 
@@ -9,16 +8,7 @@ from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 from onnx_models import brightness_model
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'scripts',
-                                                                     f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_module import load_script
 
 
 def _props(path):
@@ -27,7 +17,7 @@ def _props(path):
 
 
 def test_rendered_folder_holds_the_stream_frames(tmp_path):
-    render = _script('render_synthetic')
+    render = load_script('render_synthetic')
     out = str(tmp_path / 'syn')
     assert render.render(out, 2, 3, 48, 36, seed=4, style='robot', textures='',
                          frames_per_room=2, speed=0.3) == 3
@@ -45,7 +35,7 @@ def test_rendered_folder_holds_the_stream_frames(tmp_path):
 
 
 def test_int8_copy_keeps_metadata_and_output(tmp_path):
-    quant = _script('quantize_int8')
+    quant = load_script('quantize_int8')
     src = str(tmp_path / 'fp32.onnx')
     brightness_model(src, height=24, width=32)
     rng = np.random.default_rng(0)

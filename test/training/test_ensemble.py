@@ -8,6 +8,7 @@ import sys
 from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 import numpy as np
 import pytest
+from script_module import load_script
 import torch
 from training.checkpoint import load_checkpoint, load_model
 from training.config import load_config
@@ -217,15 +218,6 @@ def test_separate_schedule_trains_bases_then_meta_and_evaluates_side_by_side(tmp
         assert name in result.stdout, name
 
 
-def _script(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'scripts',
-                                                                     f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_parameter_counts_of_the_variants():
     from training.networks.ensemble import count_parameters
     model = tiny()
@@ -237,7 +229,7 @@ def test_parameter_counts_of_the_variants():
 
 
 def test_grid_script_prints_the_mode_table(tmp_path, capsys):
-    grid = _script('ensemble_grid')
+    grid = load_script('ensemble_grid')
     out = tmp_path / 'grid'
     assert grid.main(['--train-size', '8', '--val-size', '2', '--eval-size', '2',
                       '--base-epochs', '1', '--meta-epochs', '1', '--inputs', 'rgb+d',
@@ -256,7 +248,7 @@ def test_grid_script_prints_the_mode_table(tmp_path, capsys):
 
 def test_bench_script_times_the_ensemble_against_its_bases(tmp_path):
     from training.checkpoint import save_checkpoint
-    bench = _script('bench_ensemble')
+    bench = load_script('bench_ensemble')
     model = tiny().eval()
     meta = ModelMeta(arch='stacked_ensemble', arch_args={
         'base_models': TINY_BASES, 'meta_width': 4, 'meta_levels': 2},
