@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 from training.networks.base import DepthHead, DepthNet, upsample_to
-from training.networks.decoders import UpBlock
+from training.networks.decoders import UNetDecoder
 
 # [depth multiple, width multiple, max channels], as in ultralytics' yolov8.yaml.
 SCALES = {'n': (0.33, 0.25, 1024), 's': (0.33, 0.50, 1024)}
@@ -184,31 +184,24 @@ class YOLOv8Encoder(nn.Module):
         return [feats[name] for name in SKIPS + ('SPPF',)]
 
 
-class YOLOv8Decoder(nn.Module):
-    """The seed's decoder: 1x1 conv on SPPF, four up-blocks with skips, a 3x3 conv to 1."""
+class YOLOv8Decoder(UNetDecoder):
+    """
+    The seed's decoder: 1x1 conv on SPPF, four up-blocks with skips, a 3x3 conv to 1.
+
+    After the 1x1 neck it is the zoo's U-Net decoder, with the neck's output as its input.
+    """
 
     def __init__(self, encoder_channels: Sequence[int], neck_channels: int = 256,
                  decoder_channels: Sequence[int] = (128, 64, 32, 16)):
-        super().__init__()
         if len(decoder_channels) != len(SKIPS):
             raise ValueError(f'the YOLOv8 decoder has {len(SKIPS)} up-blocks: give '
                              f'{len(SKIPS)} decoder_channels, got {list(decoder_channels)}')
-        skips = list(encoder_channels[:-1])[::-1]
+        super().__init__(list(encoder_channels[:-1]) + [int(neck_channels)], decoder_channels)
         self.neck = nn.Conv2d(encoder_channels[-1], int(neck_channels), 1)
-        blocks = []
-        in_ch = int(neck_channels)
-        for skip_ch, out_ch in zip(skips, decoder_channels):
-            blocks.append(UpBlock(in_ch, skip_ch, int(out_ch)))
-            in_ch = int(out_ch)
-        self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(in_ch, 1, 3, padding=1)
 
     def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
         """Decode [P1, P2, P3, P4, SPPF] into one channel at P1's resolution."""
-        x = self.neck(features[-1])
-        for block, skip in zip(self.blocks, features[:-1][::-1]):
-            x = block(x, skip)
-        return self.head(x)
+        return super().forward(list(features[:-1]) + [self.neck(features[-1])])
 
 
 class YOLOv8UNet(DepthNet):
