@@ -472,13 +472,16 @@ def sparse_from_image_buffer(encoding: str, width: int, height: int, step: int, 
 
 def sparse_from_cloud_buffer(fields: Sequence[Tuple[str, int, int]], point_step: int,
                              n_points: int, data: bytes, bigendian: bool,
-                             stamp: float) -> SparseSamples:
+                             stamp: float,
+                             transform: Optional[np.ndarray] = None) -> SparseSamples:
     """
     Read x, y, z (FLOAT32, datatype 7) of a sensor_msgs/PointCloud2 buffer into samples.
 
-    ``fields`` are (name, offset, datatype). The points must be in this camera's optical
-    frame (no tf lookup). Raise ScaleError when x, y or z is missing or not FLOAT32, or the
-    buffer is shorter than ``point_step * n_points``.
+    ``fields`` are (name, offset, datatype). ``transform`` is the 4x4 map from the cloud's
+    frame to this camera's optical frame (the node looks it up with tf2); without it the
+    points must already be in that frame. Points behind the camera are dropped after the
+    transform. Raise ScaleError when x, y or z is missing or not FLOAT32, or the buffer is
+    shorter than ``point_step * n_points``.
     """
     offsets: Dict[str, Any] = {name: (offset, kind) for name, offset, kind in fields}
     for axis in 'xyz':
@@ -497,8 +500,10 @@ def sparse_from_cloud_buffer(fields: Sequence[Tuple[str, int, int]], point_step:
     raw = raw.reshape(n_points, point_step)
     dtype = np.dtype('>f4' if bigendian else '<f4')
     xyz = np.stack([raw[:, offsets[a][0]:offsets[a][0] + 4].copy().view(dtype)[:, 0]
-                    for a in 'xyz'], axis=1)
-    return SparseSamples.from_points(xyz.astype(np.float64), stamp)
+                    for a in 'xyz'], axis=1).astype(np.float64)
+    if transform is not None:
+        xyz = xyz @ transform[:3, :3].T + transform[:3, 3]
+    return SparseSamples.from_points(xyz, stamp)
 
 
 def _weighted_line(b: np.ndarray, target: np.ndarray, weight: np.ndarray,
