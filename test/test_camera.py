@@ -9,6 +9,7 @@ from mono_depth_ros.core.intrinsics import Intrinsics, preset
 from mono_depth_ros.ros import messages as ros_io
 import numpy as np
 import pytest
+from references import pinhole_model
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
@@ -76,6 +77,38 @@ def test_roi_shifts_the_principal_point_and_sets_the_size():
     assert (both.width, both.height, both.cx, both.cy) == (160, 120, 105.0, 93.0)
 
 
+def model_intrinsics(model, use_p=True):
+    """Return (fx, fy, cx, cy, width, height) of a PinholeCameraModel, size from ROI/binning."""
+    m = model.P if use_p else model.K
+    return (float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]),
+            model.raw_roi.width // model.binning_x, model.raw_roi.height // model.binning_y)
+
+
+@pytest.mark.parametrize('p, binning, roi', [
+    (P_RECT, (0, 0), (0, 0, 0, 0)),
+    (P_RECT, (2, 2), (0, 0, 0, 0)),
+    (P_RECT, (1, 3), (0, 0, 0, 0)),
+    (P_RECT, (0, 0), (100, 50, 320, 240)),
+    (P_RECT, (2, 2), (100, 50, 320, 240)),
+    ([0.0] * 12, (0, 0), (0, 0, 0, 0)),
+    ([0.0] * 12, (2, 2), (40, 20, 400, 300)),
+])
+def test_camera_info_is_read_as_image_geometry_reads_it(p, binning, roi):
+    msg = info(p=p, binning=binning, roi=roi)
+    model = pinhole_model(msg)
+    use_p = bool(p[0])  # image_geometry reads P; with P unset only its K is usable
+    intr = camera_from_info(msg).intrinsics
+    assert (intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height) == pytest.approx(
+        model_intrinsics(model, use_p), rel=1e-12)
+    if use_p:
+        # The rays the cloud is built on are image_geometry's rays, pixel by pixel.
+        x, y = rays_of(intr)
+        for u, v in ((0, 0), (intr.width - 1, intr.height // 2), (17, intr.height - 1)):
+            ray = model.projectPixelTo3dRay((u, v))
+            assert (x[v, u], y[v, u]) == pytest.approx((ray[0] / ray[2], ray[1] / ray[2]),
+                                                       rel=1e-5, abs=1e-6)
+
+
 @pytest.mark.parametrize('change, words', [
     (dict(p=[1e-30, 0, 310, 0, 0, 1e-30, 236, 0, 0, 0, 1, 0]), 'implausible'),
     (dict(p=[1e30, 0, 310, 0, 0, 1e30, 236, 0, 0, 0, 1, 0]), 'implausible'),
@@ -120,6 +153,11 @@ def test_depth_camera_info_describes_the_published_image_exactly():
     assert (msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height) == (0, 0, 0, 0)
     assert (msg.width, msg.height) == (320, 240)
     assert camera_from_info(msg).intrinsics == intr  # what a downstream node reads back
+    # ... and what image_geometry, depth_image_proc's camera model, reads back.
+    model = pinhole_model(msg)
+    assert model.fullResolution() == (320, 240)
+    assert model_intrinsics(model) == (240.0, 235.0, 155.0, 118.0, 320, 240)
+    assert model_intrinsics(model, use_p=False) == model_intrinsics(model)
 
 
 def test_buffer_pairs_by_stamp_exact_then_nearest_then_newest():
@@ -159,3 +197,26 @@ def test_output_size_caps_large_images_and_keeps_the_aspect():
     assert capped and w * h <= 1280 * 960 and abs(w / h - 3840 / 2160) < 0.01
     assert w * h * 4 < 16 * 2 ** 20 / 2  # depth fits the shipped segment with room to spare
     assert output_size(3840, 2160, 1.0, 0) == (3840, 2160, False)
+
+
+@pytest.mark.parametrize('size, cap, expected', [
+    ((1920, 1080), 1280 * 960, (960, 540)),     # not 1477x831
+    ((3840, 2160), 1280 * 960, (1280, 720)),
+    ((4096, 2160), 1280 * 960, (1024, 540)),    # 3 does not divide 4096: 4 does
+    ((2592, 1944), 1280 * 960, (864, 648)),
+    ((1920, 1080), 640 * 480, (640, 360)),
+])
+def test_capped_output_divides_the_input_by_an_integer(size, cap, expected):
+    w, h = size
+    out_w, out_h, capped = output_size(w, h, 1.0, cap)
+    assert capped and (out_w, out_h) == expected
+    # What RTAB-Map asserts of a colour and depth pair: whole multiples, one factor.
+    assert w % out_w == 0 and h % out_h == 0 and w // out_w == h // out_h
+    assert out_w * out_h <= cap
+
+
+def test_capped_output_without_a_common_divisor_still_fits_the_cap():
+    out_w, out_h, capped = output_size(1999, 1001, 1.0, 400_000)  # both prime-ish
+    assert capped and out_w * out_h <= 400_000
+    n = 1999 // out_w
+    assert (out_w, out_h) == (1999 // n, 1001 // n)

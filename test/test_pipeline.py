@@ -71,16 +71,36 @@ def test_output_modes(mode, scale, shift, raw, depth):
     assert out.relative is None and out.camera == cam
 
 
-def test_range_gives_nan_and_resize_keeps_invalid_apart():
+@pytest.mark.parametrize('upsampling', ['nearest', 'bilinear', 'edge_aware'])
+def test_range_gives_rep117_infinities_and_resize_keeps_invalid_apart(upsampling):
     raw = np.full((6, 8), 3.0, np.float32)
-    raw[0, 0], raw[5, 7] = 0.2, 50.0
+    raw[0, 0], raw[5, 7], raw[2, 3] = 0.2, 50.0, np.nan
     cam = Intrinsics(16.0, 16.0, 7.5, 5.5, 16, 12)
-    out = run(meta(), Constant(raw), np.zeros((12, 16, 3), np.uint8), cam, min_depth=1.0,
-              max_depth=5.0, depth_upsampling='bilinear').depth
+    result = run(meta(), Constant(raw), np.zeros((12, 16, 3), np.uint8), cam, min_depth=1.0,
+                 max_depth=5.0, depth_upsampling=upsampling, cloud_decimation=1,
+                 want_points=True)
+    out = result.depth
     assert out.shape == (12, 16)
-    assert np.isnan(out[0, 0]) and np.isnan(out[11, 15])
+    # REP 117: nearer than min_depth -Inf, beyond max_depth +Inf, no estimate NaN.
+    assert out[0, 0] == -np.inf and out[11, 15] == np.inf
+    assert np.isnan(out[5, 7])  # the model pixel (2, 3) covers output (4..5, 6..7)
+    assert result.nonfinite == 1
     finite = out[np.isfinite(out)]
-    assert np.allclose(finite, 3.0) and finite.size > 0.8 * out.size
+    assert np.allclose(finite, 3.0) and finite.size > 0.7 * out.size
+    # None of the three has a point (depth_image_proc's convertDepth).
+    xyz, _ = unpack_cloud(result.cloud)
+    assert np.array_equal(np.isnan(xyz).all(axis=2), ~np.isfinite(out))
+    assert np.isfinite(xyz[np.isfinite(out)]).all()
+
+
+def test_inverse_depth_zero_is_infinitely_far_and_negative_has_no_estimate():
+    raw = np.full((6, 8), 0.5, np.float32)
+    raw[0, 0], raw[5, 7] = 0.0, -0.5
+    cam = Intrinsics(8.0, 8.0, 3.5, 2.5, 8, 6)
+    m = meta(output_mode='inverse_depth', output_scale=1.0, output_shift=0.0)
+    out = run(m, Constant(raw), np.zeros((6, 8, 3), np.uint8), cam).depth
+    assert out[0, 0] == np.inf and np.isnan(out[5, 7])
+    assert np.allclose(out[1:5], 2.0)
 
 
 def test_nonfinite_output_and_bad_frames_are_errors():
@@ -389,7 +409,7 @@ def test_cloud_points_are_nan_exactly_where_depth_is():
     result = run(meta(), Constant(raw), np.zeros((12, 16, 3), np.uint8), cam, min_depth=1.0,
                  max_depth=5.0, cloud_decimation=1, want_points=True)
     xyz, _rgb = unpack_cloud(result.cloud)
-    invalid = np.isnan(result.depth)
+    invalid = ~np.isfinite(result.depth)  # +-Inf out of range (REP 117), NaN no estimate
     assert invalid.any() and (~invalid).any()
     assert np.array_equal(np.isnan(xyz).all(axis=2), invalid)
     assert not np.isnan(xyz[~invalid]).any()

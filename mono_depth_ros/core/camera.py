@@ -173,12 +173,33 @@ def output_size(width: int, height: int, output_scale: float,
     Return (out_width, out_height, capped): the depth image size for an input image.
 
     ``output_scale`` scales the input; when the result has more than ``max_output_pixels``
-    pixels (0 = no cap) it is scaled down further, keeping the aspect ratio.
+    pixels (0 = no cap) the input size is divided by an integer instead: the smallest that
+    fits the cap and divides both sides (1920x1080 gives 960x540, not 1477x831), so that
+    the camera image is an exact multiple of the depth image, which RTAB-Map requires
+    (rtabmap corelib/src/util3d.cpp, cloudFromDepthRGB: ``UASSERT(imageRgb.rows %
+    imageDepth.rows == 0 && imageRgb.cols % imageDepth.cols == 0)``). Where no such
+    divisor is within twice the smallest factor that fits, the smallest factor that fits is
+    used and the sides are rounded down (see :func:`integer_factor`).
     """
     scale = float(output_scale)
     if max_output_pixels and width * height * scale * scale > max_output_pixels:
-        # Rounding down keeps the product within the cap.
-        scale = math.sqrt(max_output_pixels / float(width * height))
-        return (max(1, int(math.floor(width * scale))), max(1, int(math.floor(height * scale))),
-                True)
+        n = integer_factor(width, height, max_output_pixels)
+        return max(1, width // n), max(1, height // n), True
     return max(1, int(round(width * scale))), max(1, int(round(height * scale))), False
+
+
+def integer_factor(width: int, height: int, max_pixels: int) -> int:
+    """
+    Return the integer n that divides a width x height image to at most max_pixels pixels.
+
+    The smallest n with ``(width // n) * (height // n) <= max_pixels`` that divides both
+    sides exactly, searched up to twice the smallest n that fits; else that smallest n.
+    """
+    width, height, max_pixels = int(width), int(height), max(1, int(max_pixels))
+    n = max(1, int(math.sqrt(width * height / max_pixels)))
+    while (width // n) * (height // n) > max_pixels:
+        n += 1
+    for exact in range(n, 2 * n + 1):
+        if width % exact == 0 and height % exact == 0:
+            return exact
+    return n

@@ -36,7 +36,11 @@ no flying points between a foreground edge and the background). NaN never mixes 
 valid depth: bilinear spreads it to the pixels it touches.
 
 Focal rescaling (``meta.focal_rescale``) uses the camera's per-axis focal at the model
-input after crop or pad. Metric depth outside [min_depth, max_depth] is NaN.
+input after crop or pad. The depth image follows REP 117: beyond ``max_depth`` is +Inf,
+nearer than ``min_depth`` -Inf, and no estimate (crop or pad margins, edge_aware breaks, a
+NaN or Inf from the model, negative inverse depth) is NaN; their cloud points are all NaN,
+as depth_image_proc makes them. A model output without a single finite value is refused
+(:class:`NonFiniteOutputError`).
 
 Scale sources (relative models)
 -------------------------------
@@ -166,6 +170,10 @@ class FrameResult:
     cpu: Dict[str, float] = field(default_factory=dict)
     #: CPU seconds of the calling thread inside backend.infer (to tell the rest's CPU cost)
     inference_cpu: float = 0.0
+    #: model output pixels that were NaN or Inf (published as NaN: no estimate)
+    nonfinite: int = 0
+    #: depth holds +Inf or -Inf (beyond max_depth, nearer than min_depth; REP 117)
+    out_of_range: bool = False
 
 
 # -- the model input --------------------------------------------------------------------------
@@ -362,6 +370,14 @@ def _edge_cells(depth: np.ndarray, threshold: float, mix_y: bool = True,
     hi, lo = hi[:h - my, :w - mx], lo[:h - my, :w - mx]
     with np.errstate(invalid='ignore'):
         return hi > lo * np.float32(1.0 + threshold)
+
+
+def _depth_of_inverse(x: np.ndarray) -> np.ndarray:
+    """Return 1 / x as depth: 0 (no disparity) is +Inf, far away; x < 0 is NaN."""
+    with np.errstate(divide='ignore', invalid='ignore'):
+        out = np.float32(1.0) / x
+    out[~(x >= 0)] = np.float32(np.nan)
+    return out
 
 
 def _safe_inverse(x: np.ndarray) -> np.ndarray:
@@ -591,9 +607,14 @@ class FrameProcessor:
             y = y.reshape(y.shape[-2:])
         if y.ndim != 2:
             raise FrameError(f'the model output has shape {np.shape(raw)}; expected a map')
-        if not np.isfinite(y).all():
-            bad = int(np.count_nonzero(~np.isfinite(y)))
-            raise NonFiniteOutputError(f'model output has {bad} NaN/Inf values of {y.size}')
+        finite = np.isfinite(y)
+        if not finite.all():
+            bad = int(y.size - np.count_nonzero(finite))
+            if bad == y.size:
+                raise NonFiniteOutputError(f'model output has {bad} NaN/Inf values of {y.size}')
+            # Some pixels without an estimate: NaN there (REP 117), the rest is published.
+            y = np.where(finite, y, np.float32(np.nan))
+            result.nonfinite = bad
         if plan.native_cut is None or plan.cache.get('shape') != y.shape:
             plan.cache.clear()
             self._native_geometry(plan, y.shape)
@@ -629,11 +650,25 @@ class FrameProcessor:
                 raise FrameError(f'scale source gave an unusable scale {a}, shift {b}')
             native = native * np.float32(a) + np.float32(b)
             result.scale = (a, b)
-        depth = _safe_inverse(native) if meta.inverse else native
+        depth = _depth_of_inverse(native) if meta.inverse else native
         lo, hi = np.float32(result.min_depth), np.float32(result.max_depth)
-        # Mark out-of-range pixels at the model resolution (cheap), then resample.
+        # REP 117 at the model resolution (cheap), then resampled: beyond max_depth +Inf,
+        # nearer than min_depth -Inf, no estimate NaN. The resampling itself only sees NaN
+        # for all three, so that an invalid value never mixes with a valid one; an output
+        # pixel left NaN then takes the kind of its nearest model pixel, when out of range.
+        with np.errstate(invalid='ignore'):
+            far, near = depth > hi, depth < lo
         depth[~((depth >= lo) & (depth <= hi))] = np.float32(np.nan)
-        result.depth = place(depth)
+        out = place(depth)
+        if far.any() or near.any():
+            kind = far.view(np.uint8) + 2 * near.view(np.uint8)
+            kind_out = _upsample(kind, ax_y, ax_x, 'nearest', threshold, plan.cache)
+            inner = out if full else out[ax_y.lo:ax_y.hi, ax_x.lo:ax_x.hi]
+            unset = np.isnan(inner)
+            inner[unset & (kind_out == 1)] = np.float32(np.inf)
+            inner[unset & (kind_out == 2)] = np.float32(-np.inf)
+            result.out_of_range = True
+        result.depth = out
 
     def native(self, y: np.ndarray, focal_factor: float = 1.0) -> np.ndarray:
         """
@@ -658,6 +693,10 @@ class FrameProcessor:
         step = config.cloud_decimation
         depth = result.depth
         sub = np.ascontiguousarray(depth[::step, ::step])
+        if result.out_of_range:
+            # +-Inf depth (out of range) has no point: NaN, as depth_image_proc's
+            # convertDepth leaves it (depth_image_proc/conversions.hpp).
+            sub = np.where(np.isfinite(sub), sub, np.float32(np.nan))
         colour = None
         if config.points_rgb:
             out_w, out_h = result.camera.width, result.camera.height
