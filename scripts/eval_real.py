@@ -16,7 +16,7 @@ for these hand-held pictures they are measured from the ground-truth floor (a RA
 of the lower image), and images without a visible floor count as failures (no metres).
 
     python scripts/eval_real.py NAME=runs/x/best.pt [NAME=runs/c/last.pt@ground_plane ...]
-        [--sets nyu_test redwood tum kitti] [--json runs/real_eval.json]
+        [--sets nyu_test redwood tum kitti sevenscenes] [--json runs/real_eval.json]
 """
 
 import argparse
@@ -38,7 +38,7 @@ import real_split  # noqa: E402
 from training import evaluate as evaluate_mod  # noqa: E402
 from training.metrics import average_metrics, compute_depth_metrics  # noqa: E402
 
-DEFAULT_SETS = ('nyu_test', 'redwood', 'tum', 'kitti')
+DEFAULT_SETS = ('nyu_test', 'redwood', 'tum', 'kitti', 'sevenscenes')
 
 
 def evaluate_model(path: str, spec: floors.RealSet, out_dir: str) -> Dict[str, Dict]:
@@ -144,7 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument('--no-floors', action='store_true')
     parser.add_argument('--output-dir', default=os.path.join(floors.HERE, 'runs', 'eval_real'))
     args = parser.parse_args(argv)
-    if not os.path.isdir(os.path.join(args.real, 'nyu_test')):
+    if not all(os.path.isdir(os.path.join(args.real, name)) for name in args.sets
+               if name != 'kitti'):
         real_split.build(args.data, args.real)
     specs = floors.real_sets(args.real, args.data, args.sets)
     results: Dict[str, Dict[str, Dict]] = {}

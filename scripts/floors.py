@@ -65,6 +65,8 @@ def real_sets(real: str = DEFAULT_REAL, data: str = DEFAULT_DATA,
                 os.path.join(real, 'redwood', 'camera.json'), 10.0, None, 1.0),
         RealSet('tum', 'folder', os.path.join(real, 'tum'), 0.0002,
                 os.path.join(real, 'tum', 'camera.json'), 10.0, None, 1.0),
+        RealSet('sevenscenes', 'folder', os.path.join(real, 'sevenscenes'), 0.001,
+                os.path.join(real, 'sevenscenes', 'camera.json'), 10.0, None, 1.0),
         RealSet('kitti', 'kitti', os.path.join(data, 'kitti', 'object_training'), 1.0, '',
                 80.0, 'garg', 1.65),
     ]

@@ -324,3 +324,139 @@ def reference_logits(graph: Graph, image: np.ndarray) -> np.ndarray:
     if not softmax:
         raise TFLiteImportError('graph has no SOFTMAX to read the logits from')
     return values[softmax[-1].inputs[0]]
+
+
+# -- FastDepth (openmv's fast_depth_224.tflite) -------------------------------------------------
+#: TFLite fused activations the FastDepth layers must carry: ReLU6 in the MobileNet encoder,
+#: ReLU in the decoder (fast-depth models.py lines 61-75, imagenet/mobilenet.py 16-20)
+_ACTIVATIONS = {nn.ReLU6: tflite.ActivationFunctionType.RELU6,
+                nn.ReLU: tflite.ActivationFunctionType.RELU}
+
+
+def _conv_bn_act(model: nn.Module) -> List[tuple]:
+    """Return (name, Conv2d, BatchNorm2d, activation) of every conv, in registration order."""
+    out, pending = [], None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            pending = [name, module, None, None]
+        elif isinstance(module, nn.BatchNorm2d) and pending is not None:
+            pending[2] = module
+        elif isinstance(module, tuple(_ACTIVATIONS)) and pending is not None:
+            pending[3] = module
+            out.append(tuple(pending))
+            pending = None
+    return out
+
+
+def _producers(graph: Graph) -> Dict[int, Op]:
+    return {t: op for op in graph.ops for t in op.outputs}
+
+
+def _effective_padding(graph: Graph, op: Op, producers: Dict[int, Op]) -> tuple:
+    """Return the (top, bottom, left, right) zero padding the conv op applies to its input."""
+    kh, kw = graph.tensors[op.inputs[1]].shape[1:3]
+    pads = [0, 0, 0, 0]
+    if op.options.get('Padding') == tflite.Padding.SAME:
+        h, w = graph.tensors[op.inputs[0]].shape[1:3]
+        left, right, top, bottom = _same_pads(h, w, kh, kw, op.options['StrideH'],
+                                              op.options['StrideW'])
+        pads = [top, bottom, left, right]
+    src = producers.get(op.inputs[0])
+    if src is not None and src.name == 'PAD':
+        p = graph.tensors[src.inputs[1]].data
+        pads = [pads[0] + int(p[1][0]), pads[1] + int(p[1][1]),
+                pads[2] + int(p[2][0]), pads[3] + int(p[2][1])]
+    return tuple(pads)
+
+
+def load_fastdepth_tflite(model: nn.Module, path: str) -> Dict[str, Any]:
+    """
+    Load openmv's int8 FastDepth TFLite into :class:`training.networks.fastdepth.FastDepth`.
+
+    Each CONV_2D / DEPTHWISE_CONV_2D, in execution order, fills the next Conv2d of the model
+    in registration order (conv0 .. conv13, decode_conv1 .. decode_conv6); its weights are
+    dequantized (per channel), batch norm is folded as for MobileNetV2 (identity plus the
+    folded bias). Checked, with the TFLite tensor named in the error: the number of
+    convolutions, each weight's shape, stride, zero padding (the PAD op before it) and fused
+    activation; the skip additions (which encoder output each ADD takes) and the up-samplings;
+    and that every constant tensor of the file was used. Returns a small report.
+    """
+    from training.networks.fastdepth import SKIPS
+    graph = read_tflite(path)
+    producers = _producers(graph)
+    conv_ops = [op for op in graph.ops if op.name in CONV_OPS]
+    layers = _conv_bn_act(model)
+    if len(conv_ops) != len(layers):
+        raise TFLiteImportError(f'{path} has {len(conv_ops)} convolutions, the model '
+                                f'{len(layers)}: not this FastDepth')
+    used = set()
+    plan = []
+    for op, (name, conv, bn, act) in zip(conv_ops, layers):
+        w_t, b_t = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[2]]
+        w = dequantize(w_t)
+        w = w.transpose(3, 0, 1, 2) if op.name == 'DEPTHWISE_CONV_2D' else \
+            w.transpose(0, 3, 1, 2)
+        if tuple(conv.weight.shape) != w.shape:
+            raise TFLiteImportError(f'{w_t.name}: shape {w.shape} does not fit {name} '
+                                    f'{tuple(conv.weight.shape)} (other channel widths?)')
+        depthwise = op.name == 'DEPTHWISE_CONV_2D'
+        if depthwise != (conv.groups > 1):
+            raise TFLiteImportError(f'{w_t.name}: a {op.name} for {name} (groups '
+                                    f'{conv.groups})')
+        stride = (op.options['StrideH'], op.options['StrideW'])
+        if stride != tuple(conv.stride):
+            raise TFLiteImportError(f'{w_t.name}: stride {stride} but {name} has '
+                                    f'{tuple(conv.stride)}')
+        ph, pw = conv.padding
+        pads = _effective_padding(graph, op, producers)
+        if pads != (ph, ph, pw, pw):
+            raise TFLiteImportError(f'{w_t.name}: padding {pads} (top, bottom, left, right) '
+                                    f'but {name} pads {ph}, {pw}')
+        code = op.options['FusedActivationFunction']
+        if code != _ACTIVATIONS[type(act)]:
+            raise TFLiteImportError(f'{w_t.name}: fused activation {code} but {name} is '
+                                    f'followed by {type(act).__name__}')
+        bias = dequantize(b_t)
+        if bias.shape != (conv.out_channels,):
+            raise TFLiteImportError(f'{b_t.name}: bias shape {bias.shape} does not fit {name}')
+        plan.append((conv, bn, w, bias))
+        used.update((op.inputs[1], op.inputs[2]))
+    # The skips: each ADD sums an up-sampled decoder output and an encoder block's output.
+    conv_of_output = {op.outputs[0]: i for i, op in enumerate(conv_ops)}
+    names = [layer[0] for layer in layers]
+    skips = set()
+    for op in graph.ops:
+        if op.name == 'ADD':
+            for t in op.inputs:
+                if t in conv_of_output:
+                    skips.add(names[conv_of_output[t]].split('.')[0])
+        elif op.name == 'PAD':
+            used.add(op.inputs[1])
+        elif op.name == 'RESIZE_NEAREST_NEIGHBOR':
+            src, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+            if tuple(out.shape[1:3]) != (2 * src.shape[1], 2 * src.shape[2]):
+                raise TFLiteImportError(f'{out.name}: up-sampling {src.shape} -> {out.shape} '
+                                        'is not 2x')
+            used.add(op.inputs[1])
+        elif op.name not in CONV_OPS + ('QUANTIZE', 'DEQUANTIZE'):
+            raise TFLiteImportError(f'{path}: op {op.name} has no place in FastDepth')
+    expected = {f'conv{block}' for block in SKIPS.values()}
+    if skips != expected:
+        raise TFLiteImportError(f'{path}: skips from {sorted(skips)}, FastDepth adds '
+                                f'{sorted(expected)}')
+    unused = [t.name for t in graph.tensors if t.data is not None and t.index not in used]
+    if unused:
+        raise TFLiteImportError(f'{path}: constant tensors not mapped: {", ".join(unused)}')
+    with torch.no_grad():
+        for conv, bn, w, bias in plan:
+            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(torch.from_numpy(bias))
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+    src = graph.tensors[graph.inputs[0]]
+    out = graph.tensors[graph.outputs[0]]
+    return {'convolutions': len(plan), 'skips': sorted(skips),
+            'input_scale': float(src.scale[0]) if src.scale.size else 1.0,
+            'output_scale': float(out.scale[0]) if out.scale.size else 1.0,
+            'output_zero_point': int(out.zero_point[0]) if out.zero_point.size else 0}

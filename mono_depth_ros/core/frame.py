@@ -23,6 +23,11 @@ aspect to the model input (``w`` x ``h``):
 * ``pad``: the image is resized to fit inside w x h (whole model pixels), centred, and the
   rest filled with the normalisation mean colour; the padding is cut off the output again.
 
+The metadata's ``fit_aspect`` replaces the input's w / h as the aspect that crop and pad
+fit (a model trained on 4:3 pictures squeezed to a square), and its ``crop_fraction`` keeps
+only the centred fraction of each side of the region (FastDepth's 0.912 zoom): the input
+camera and the output grid's intrinsics follow the integer box actually cut out.
+
 A model with ``size_multiple`` N takes, per camera, the size of about the metadata's area
 with the camera's aspect, each side rounded to a multiple of N.
 
@@ -477,19 +482,28 @@ class FrameProcessor:
         w, h = model_input_size(self.meta, width, height)
         box = (0, 0, width, height)
         inner = (0, 0, w, h)
+        # The camera aspect that fills the input (ModelMeta 'Fitting'): w / h unless the
+        # model was trained on pictures of another aspect squeezed to its input.
+        aspect = self.meta.fit_aspect or w / h
         if mode == 'crop':
-            if width * h > height * w:   # wider than the model: cut the sides
-                cw = min(width, max(1, int(round(height * w / h))))
+            if width > height * aspect:   # wider than the model: cut the sides
+                cw = min(width, max(1, int(round(height * aspect))))
                 box = ((width - cw) // 2, 0, cw, height)
             else:
-                ch = min(height, max(1, int(round(width * h / w))))
+                ch = min(height, max(1, int(round(width / aspect))))
                 box = (0, (height - ch) // 2, width, ch)
-        elif mode == 'pad':
-            if width * h > height * w:   # wider: full model width, pad top and bottom
-                ih = min(h, max(1, int(round(w * height / width))))
+        frac = self.meta.crop_fraction
+        if frac < 1.0:
+            bx, by, bw, bh = box
+            cw, ch = max(1, int(round(bw * frac))), max(1, int(round(bh * frac)))
+            box = (bx + (bw - cw) // 2, by + (bh - ch) // 2, cw, ch)
+        if mode == 'pad':
+            bw, bh = box[2], box[3]
+            if bw > bh * aspect:   # wider: full model width, pad top and bottom
+                ih = min(h, max(1, int(round(h * aspect * bh / bw))))
                 inner = (0, (h - ih) // 2, w, ih)
             else:
-                iw = min(w, max(1, int(round(h * width / height))))
+                iw = min(w, max(1, int(round(w * bw / (bh * aspect)))))
                 inner = ((w - iw) // 2, 0, iw, h)
         return _Plan(mode, (w, h), box, inner, out_size, (width, height))
 
@@ -552,7 +566,7 @@ class FrameProcessor:
     def preprocess(self, rgb: np.ndarray, plan: _Plan) -> np.ndarray:
         """Return the model input tensor for rgb under plan."""
         bx, by, bw, bh = plan.box
-        if plan.mode == 'crop':
+        if (bw, bh) != plan.cam_size:   # a crop, or the metadata's crop_fraction
             rgb = rgb[by:by + bh, bx:bx + bw]
         if plan.mode != 'pad':
             return self.pre.tensor(resize_image(rgb, plan.in_size))

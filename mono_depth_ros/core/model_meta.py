@@ -39,6 +39,14 @@ Input size
     aspect, each side a multiple of N. ``resize_mode`` (stretch, crop, pad) says how an
     image of another aspect is fitted to a fixed size; the model declares the one it was
     trained with.
+Fitting
+    ``fit_aspect`` (format 3; 0 = the input's own ``w / h``) is the aspect of the camera
+    region that fills the input in ``crop`` and ``pad`` modes: a model trained on 4:3
+    pictures squeezed to a square input says 4/3, and its input pixels are not square.
+    ``crop_fraction`` (format 3; 1 = none) then keeps the centred fraction of each side of
+    that region (of the whole image in ``stretch`` mode): a zoom the model was trained with,
+    e.g. FastDepth's NYU pictures, 250 of 480 rows kept as a 228 x 304 centre crop, 0.912.
+    Output pixels outside what the model saw are invalid (NaN), and the intrinsics stay exact.
 Focal length
     ``train_fx``/``train_fy`` are the focal lengths, in pixels *at the network input*, of
     the images the model was trained on. When ``focal_rescale`` is true a metric
@@ -61,7 +69,7 @@ import json
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ONNX_KEY_PREFIX = 'mono_depth.'
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -86,7 +94,7 @@ class ModelMetaError(ValueError):
 
 _INT_FIELDS = ('input_height', 'input_width', 'size_multiple', 'format_version')
 _FLOAT_FIELDS = ('output_scale', 'output_shift', 'min_depth', 'max_depth', 'train_fx',
-                 'train_fy')
+                 'train_fy', 'fit_aspect', 'crop_fraction')
 _OPTIONAL_FIELDS = ('train_fx', 'train_fy')
 _BOOL_FIELDS = ('normalize_in_graph', 'focal_rescale', 'dynamic_shape')
 _STR_FIELDS = ('arch', 'input_name', 'output_name', 'input_dtype', 'input_layout',
@@ -119,6 +127,8 @@ class ModelMeta:
     dynamic_shape: bool = False
     size_multiple: int = 0
     resize_mode: str = 'stretch'
+    fit_aspect: float = 0.0
+    crop_fraction: float = 1.0
     dataset: str = ''
     metrics: Dict[str, float] = field(default_factory=dict)
     git_revision: str = ''
@@ -193,6 +203,14 @@ class ModelMeta:
             raise ModelMetaError(f'output_mode {self.output_mode!r} not in {OUTPUT_MODES}')
         if self.resize_mode not in RESIZE_MODES:
             raise ModelMetaError(f'resize_mode {self.resize_mode!r} not in {RESIZE_MODES}')
+        if not (math.isfinite(self.fit_aspect) and 0 <= self.fit_aspect <= MAX_INPUT_SIDE):
+            raise ModelMetaError(f'fit_aspect must be >= 0 (0 = the input aspect), got '
+                                 f'{self.fit_aspect}')
+        if self.fit_aspect and not 1 / MAX_INPUT_SIDE <= self.fit_aspect:
+            raise ModelMetaError(f'fit_aspect {self.fit_aspect} is too small')
+        if not (math.isfinite(self.crop_fraction) and 0.05 <= self.crop_fraction <= 1):
+            raise ModelMetaError(f'crop_fraction must be in [0.05, 1], got '
+                                 f'{self.crop_fraction}')
         if not 0 <= self.size_multiple <= 256:
             raise ModelMetaError(f'size_multiple must be in 0..256, got {self.size_multiple}')
         if not all(math.isfinite(v) for v in self.mean + self.std):

@@ -16,6 +16,7 @@ from training.networks.base import DepthNet, OUTPUTS
 from training.networks.decoders import MonodepthDecoder, PoseDecoder, UNetDecoder
 from training.networks.eigen import EigenMultiScale
 from training.networks.ensemble import StackedEnsemble
+from training.networks.fastdepth import FastDepth
 from training.networks.mobilenetv2 import MobileNetV2Encoder, MobileNetV2UNet
 from training.networks.resnet import ResNet18Monodepth, ResNetEncoder
 from training.networks.squeezenet import SqueezeNetEncoder, SqueezeNetUNet
@@ -29,9 +30,10 @@ ARCHITECTURES = {
     'yolov8n': YOLOv8nUNet,
     'yolov8s': YOLOv8sUNet,
     'stacked_ensemble': StackedEnsemble,
+    'fastdepth': FastDepth,
 }
 
-__all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'MobileNetV2Encoder',
+__all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'FastDepth', 'MobileNetV2Encoder',
            'MobileNetV2UNet', 'MonodepthDecoder', 'OUTPUTS', 'PoseDecoder', 'ResNet18Monodepth',
            'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'StackedEnsemble',
            'UNetDecoder', 'YOLOv8Encoder', 'YOLOv8nUNet', 'YOLOv8sUNet', 'YOLOv8UNet',
