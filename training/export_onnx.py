@@ -50,10 +50,33 @@ def export_meta(meta: ModelMeta, height: int, width: int, input_dtype: str,
     # train_fx/fy stay as trained: a convolutional network reads depth from apparent size
     # in pixels, so at another input size the camera's focal *at that size* is what gets
     # compared with the training focal (ModelMeta.focal_scale).
+    # The file says what a scale source must fit (none, scale, scale_shift), not '' (by mode).
     return dataclasses.replace(
         meta, input_height=int(height), input_width=int(width), input_dtype=input_dtype,
         input_layout='NHWC', normalize_in_graph=True, input_name=INPUT_NAME,
-        output_name=OUTPUT_NAME, dynamic_shape=bool(dynamic))
+        output_name=OUTPUT_NAME, dynamic_shape=bool(dynamic), scale_unknown=meta.unknown)
+
+
+#: the relative counterpart of each metric output mode (``--relative``)
+RELATIVE_OF = {'metric': 'relative_depth', 'inverse_depth': 'relative_inverse_depth'}
+
+
+def as_relative(meta: ModelMeta, unknown: str) -> ModelMeta:
+    """
+    Return the metadata of a model whose output is right only up to ``unknown``.
+
+    A model trained with a scale-invariant loss (silog with lambda 1) or self-supervised from
+    video has the right zero but no metres: ``scale``; an affine-invariant one
+    ``scale_shift``. A relative model keeps its mode and gets the unknowns stated.
+    """
+    if unknown not in ('scale', 'scale_shift'):
+        raise ExportError(f'--relative takes scale or scale_shift, got {unknown!r}')
+    mode = meta.output_mode
+    if meta.is_metric:
+        if mode not in RELATIVE_OF:
+            raise ExportError(f'a {mode} output has no relative counterpart')
+        mode = RELATIVE_OF[mode]
+    return dataclasses.replace(meta, output_mode=mode, scale_unknown=unknown)
 
 
 def example_input(meta: ModelMeta, rgb: np.ndarray):
@@ -231,6 +254,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--rtol', type=float, default=RTOL)
     parser.add_argument('--no-check', action='store_true', help='skip the parity check')
     parser.add_argument('--torchscript', help='also write TorchScript here (torch backend)')
+    parser.add_argument('--relative', choices=('scale', 'scale_shift'),
+                        help='mark the output relative, with what is unknown: scale (a '
+                             'scale-invariant loss such as silog with lambda 1) or '
+                             'scale_shift (affine-invariant)')
     return parser.parse_args(argv)
 
 
@@ -243,6 +270,8 @@ def main(argv=None) -> int:
         model, meta = load_model(args.checkpoint, map_location='cpu')
         if not isinstance(meta, ModelMeta):
             meta = ModelMeta.from_dict(meta)
+        if args.relative:
+            meta = as_relative(meta, args.relative)
         export_model(model, meta, args.output, args.height, args.width, args.dynamic,
                      args.input_dtype, args.opset, args.exporter, not args.no_check,
                      args.atol, args.rtol, args.torchscript)

@@ -106,6 +106,8 @@ class SelfSupervisedTask(Task):
             raise ValueError(f'a {meta.output_mode} output has no relative counterpart')
         return dataclasses.replace(
             meta, output_mode=relative[meta.output_mode],
+            # The photometric loss fixes the depth up to one factor; its zero is right.
+            scale_unknown='scale',
             description=f'{meta.description}, self-supervised (relative: scale unknown)')
 
     # -- pieces ---------------------------------------------------------------------------

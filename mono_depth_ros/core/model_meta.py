@@ -32,6 +32,13 @@ Output tensor
     Metric depth is then limited to [min_depth, max_depth]; values outside are invalid
     (NaN). A relative model (``not is_metric``) has no metres until a scale source fits
     a scale and shift (in inverse depth for the inverse modes).
+Unknowns
+    ``scale_unknown`` says what of that map is unknown: ``none`` (metric), ``scale`` (the
+    mapped output is off by one unknown factor only, its zero is right: a self-supervised
+    or scale-invariant-trained model), or ``scale_shift`` (affine-invariant, as Depth
+    Anything and MiDaS). Empty means what the output mode implied before the field
+    existed: ``none`` for the metric modes, ``scale_shift`` for the relative ones. A scale
+    source fits only what is unknown (:attr:`ModelMeta.unknown`).
 Input size
     ``input_height`` x ``input_width`` is the size the graph takes. A graph with dynamic
     height and width declares ``size_multiple`` N > 0 (which implies ``dynamic_shape``): the
@@ -81,6 +88,8 @@ OUTPUT_MODES = METRIC_MODES + RELATIVE_MODES
 #: modes whose affine space is inverse depth (a scale source fits in 1 / depth)
 INVERSE_MODES = ('inverse_depth', 'disparity', 'relative_inverse_depth')
 RESIZE_MODES = ('stretch', 'crop', 'pad')
+#: what a scale source must fit: nothing, a scale, or a scale and a shift ('' = by mode)
+SCALE_UNKNOWNS = ('none', 'scale', 'scale_shift')
 INPUT_DTYPES = ('uint8', 'float32')
 INPUT_LAYOUTS = ('NHWC', 'NCHW')
 #: the largest input accepted: beyond it one frame's tensor would take gigabytes
@@ -98,7 +107,8 @@ _FLOAT_FIELDS = ('output_scale', 'output_shift', 'min_depth', 'max_depth', 'trai
 _OPTIONAL_FIELDS = ('train_fx', 'train_fy')
 _BOOL_FIELDS = ('normalize_in_graph', 'focal_rescale', 'dynamic_shape')
 _STR_FIELDS = ('arch', 'input_name', 'output_name', 'input_dtype', 'input_layout',
-               'output_mode', 'resize_mode', 'dataset', 'git_revision', 'description')
+               'output_mode', 'resize_mode', 'dataset', 'git_revision', 'description',
+               'scale_unknown')
 
 
 @dataclass
@@ -129,6 +139,7 @@ class ModelMeta:
     resize_mode: str = 'stretch'
     fit_aspect: float = 0.0
     crop_fraction: float = 1.0
+    scale_unknown: str = ''
     dataset: str = ''
     metrics: Dict[str, float] = field(default_factory=dict)
     git_revision: str = ''
@@ -203,6 +214,15 @@ class ModelMeta:
             raise ModelMetaError(f'output_mode {self.output_mode!r} not in {OUTPUT_MODES}')
         if self.resize_mode not in RESIZE_MODES:
             raise ModelMetaError(f'resize_mode {self.resize_mode!r} not in {RESIZE_MODES}')
+        if self.scale_unknown and self.scale_unknown not in SCALE_UNKNOWNS:
+            raise ModelMetaError(f'scale_unknown {self.scale_unknown!r} not in '
+                                 f'{SCALE_UNKNOWNS}')
+        if self.output_mode in METRIC_MODES and self.scale_unknown not in ('', 'none'):
+            raise ModelMetaError(f'a {self.output_mode} model has metres: scale_unknown must '
+                                 f'be none, got {self.scale_unknown!r}')
+        if self.output_mode in RELATIVE_MODES and self.scale_unknown == 'none':
+            raise ModelMetaError(f'a {self.output_mode} model has no metres: scale_unknown '
+                                 'must be scale or scale_shift, got none')
         if not (math.isfinite(self.fit_aspect) and 0 <= self.fit_aspect <= MAX_INPUT_SIDE):
             raise ModelMetaError(f'fit_aspect must be >= 0 (0 = the input aspect), got '
                                  f'{self.fit_aspect}')
@@ -236,6 +256,13 @@ class ModelMeta:
     def is_metric(self) -> bool:
         """Return True when the output maps to metres by itself (not a relative model)."""
         return self.output_mode in METRIC_MODES
+
+    @property
+    def unknown(self) -> str:
+        """Return what a scale source must fit: 'none', 'scale' or 'scale_shift'."""
+        if self.scale_unknown:
+            return self.scale_unknown
+        return 'none' if self.is_metric else 'scale_shift'
 
     @property
     def inverse(self) -> bool:

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from mono_depth_ros.core.atomic import atomic_path
 from mono_depth_ros.core.model_meta import (IMAGENET_MEAN, IMAGENET_STD, INPUT_DTYPES,
                                             INPUT_LAYOUTS, ModelMeta, ModelMetaError,
-                                            ONNX_KEY_PREFIX, OUTPUT_MODES, RESIZE_MODES)
+                                            ONNX_KEY_PREFIX, OUTPUT_MODES, RESIZE_MODES,
+                                            SCALE_UNKNOWNS)
 import numpy as np
 
 # Published conventions of known model families. Each fact is cited from the upstream
@@ -278,10 +279,13 @@ def build_meta(model, args: argparse.Namespace
         focal_rescale=focal is not None and mode in ('metric', 'inverse_depth', 'disparity'),
         dynamic_shape=dynamic, size_multiple=int(multiple or 0),
         resize_mode=choose(args.resize_mode, 'resize_mode', 'stretch'),
+        scale_unknown=choose(args.scale_unknown, 'scale_unknown', ''),
         description=f'imported from {os.path.basename(args.input)} by import_model'
                     + (f' (preset {args.preset})' if args.preset else ''))
     try:
         meta = ModelMeta(**kwargs)
+        # The file says what a scale source must fit, not '' (implied by the mode).
+        meta = dataclasses.replace(meta, scale_unknown=meta.unknown)
     except ModelMetaError as exc:
         raise ImportModelError(str(exc)) from exc
     return meta, x, y, needs_transpose
@@ -405,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how an image of another aspect is fitted (default stretch)')
     p.add_argument('--output-mode', choices=OUTPUT_MODES,
                    help='what the output means (required unless a preset says)')
+    p.add_argument('--scale-unknown', choices=SCALE_UNKNOWNS,
+                   help='what a scale source must fit: none (metric), scale (the zero is '
+                        'right: self-supervised or scale-invariant training) or scale_shift '
+                        '(affine-invariant; the default of the relative modes)')
     p.add_argument('--output-scale', type=float, metavar='S')
     p.add_argument('--output-shift', type=float, metavar='T')
     p.add_argument('--min-depth', type=float, metavar='M')
