@@ -107,7 +107,9 @@ def bench_arch(arch: str, paths: Dict[str, str], args, sizes) -> List[Dict]:
         config = BenchConfig(model=model, backends=backends, precisions=args.precisions,
                              sizes=sizes, iterations=args.iterations, warmup=args.warmup,
                              cuda_graphs=[v == 'on' for v in args.cuda_graphs],
-                             pipeline_frames=0, threads=args.threads)
+                             pipeline_frames=0, threads=args.threads,
+                             # The TorchScript is the one export_arch just wrote.
+                             trust_model_code=model == paths['torchscript'])
         result = run(config, log=lambda _m: None)
         for row in result['rows']:
             row = dict(row, arch=arch)

@@ -64,3 +64,43 @@ def set_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
                if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
     data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
     return bytes(data)
+
+
+def _jpeg_segments(jpeg: bytes):
+    """Yield (marker, start, end) of each segment after SOI, a scan with its entropy data."""
+    pos = 2
+    while pos < len(jpeg):
+        marker = jpeg[pos + 1]
+        if marker == 0xD9:
+            yield marker, pos, pos + 2
+            return
+        end = pos + 2 + struct.unpack('>H', jpeg[pos + 2:pos + 4])[0]
+        if marker == 0xDA:
+            while jpeg[end] != 0xFF or jpeg[end + 1] == 0 or 0xD0 <= jpeg[end + 1] <= 0xD7:
+                end += 1
+        yield marker, pos, end
+        pos = end
+
+
+def jpeg_scan_bomb(width: int = 4096, height: int = 2160, scans: int = 1000) -> bytes:
+    """
+    Return a valid progressive grey JPEG that repeats a full-band AC scan ``scans`` times.
+
+    A flat picture's AC scans are EOB runs only, so each repeat is 46 bytes, and a first-pass
+    scan (Ah = Al = 0) after the full script draws no libjpeg warning: strict decoders accept
+    it and pay a pass over every block per scan.
+    """
+    import cv2
+    flat = np.full((height, width), 128, np.uint8)
+    jpeg = cv2.imencode('.jpg', flat, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    segments = list(_jpeg_segments(jpeg))
+    # The last AC scan before the refinements: its Huffman table (DHT) precedes it.
+    i = next(k for k, (m, a, _) in enumerate(segments)
+             if m == 0xDA and jpeg[a + 4] == 1 and jpeg[a + 8] == 63 and jpeg[a + 9] >> 4 == 0)
+    _, dht_start, _ = segments[i - 1]
+    _, sos_start, sos_end = segments[i]
+    scan = bytearray(jpeg[sos_start:sos_end])
+    scan[7:10] = bytes([1, 63, 0])  # Ss=1, Se=63, Ah=0 Al=0 (one component: Ns, Cs, Td|Ta)
+    unit = jpeg[dht_start:sos_start] + bytes(scan)
+    eoi = segments[-1][1]
+    return jpeg[:eoi] + unit * scans + jpeg[eoi:]

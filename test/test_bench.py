@@ -43,7 +43,8 @@ def test_bench_torchscript_and_dynamic_onnx_at_two_sizes(tmp_path):
     for model in (onnx_path, ts_path):
         result = run(BenchConfig(model=model, backends=['onnxruntime', 'torch'],
                                  sizes=[(32, 48), (64, 96)], iterations=2, warmup=0,
-                                 pipeline_frames=0), log=lambda _m: None)
+                                 pipeline_frames=0, trust_model_code=True),
+                     log=lambda _m: None)
         ok = [r for r in result['rows'] if r['status'] == 'ok']
         assert sorted(r['size'] for r in ok) == ['32x48', '64x96']
         if model == onnx_path:
@@ -55,7 +56,8 @@ def test_bench_torchscript_and_dynamic_onnx_at_two_sizes(tmp_path):
 def test_cuda_graph_rows_are_skipped_on_cpu(tmp_path):
     _onnx, ts_path, _meta, _model = export_tiny(tmp_path)
     result = run(BenchConfig(model=ts_path, backends=['torch'], cuda_graphs=[False, True],
-                             iterations=1, warmup=0, pipeline_frames=0), log=lambda _m: None)
+                             iterations=1, warmup=0, pipeline_frames=0, trust_model_code=True),
+                 log=lambda _m: None)
     statuses = {r['cuda_graphs']: r['status'] for r in result['rows']}
     assert statuses[False] == 'ok'
     assert 'CUDA graphs need torch on CUDA' in statuses[True] or statuses[True] == 'ok'

@@ -290,3 +290,32 @@ def test_long_sender_strings_are_cut_in_error_messages():
 def test_jpeg_header_walk_refuses_malformed_segments(data):
     with pytest.raises(ic.CorruptImageError):
         ic.decode_compressed('jpeg', data)
+
+
+def test_progressive_scan_bomb_is_refused_before_decoding():
+    # A valid progressive JPEG: libjpeg-turbo in strict mode decodes it without a warning...
+    small = hostile.jpeg_scan_bomb(64, 48, scans=300)
+    assert ic.jpeg_scan_count(small) > 300
+    assert ic.decode_compressed('jpeg', small, max_scans=None).shape == (48, 64, 3)
+    # ...but each scan is a pass over the whole image: thousands of them are refused from
+    # the marker count, at the declared size the node accepts (4096x2160 passes max_pixels).
+    bomb = hostile.jpeg_scan_bomb(4096, 2160, scans=3000)
+    assert len(bomb) < 200_000
+    with pytest.raises(ic.TooManyScansError, match='3006 scans, above max_jpeg_scans 100') \
+            as info:
+        ic.decode_compressed('jpeg', bomb)
+    assert info.value.counter == 'too_large'
+    with pytest.raises(ic.TooManyScansError):
+        ic.decode_compressed('jpeg', small, max_scans=50)
+
+
+def test_real_and_encoder_progressive_jpegs_are_far_below_the_scan_limit(shared_data):
+    # No false refusals: every sample JPEG, and OpenCV's progressive encoding of one.
+    counts = [ic.jpeg_scan_count(path.read_bytes())
+              for path in sorted(shared_data.rglob('*.jpg'))[:400]]
+    assert counts and max(counts) <= 20 < ic.DEFAULT_MAX_JPEG_SCANS, max(counts)
+    rgb = ic.decode_compressed('jpeg', _redwood_jpeg(shared_data))
+    progressive = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert 1 < ic.jpeg_scan_count(progressive) <= 20
+    assert ic.decode_compressed('jpeg', progressive).shape == rgb.shape

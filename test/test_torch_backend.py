@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_torchscript_matches_onnxruntime(tmp_path):
     onnx_path, ts_path, meta, _model = export_tiny(tmp_path)
     lines = []
-    tb = create_backend('torch', ts_path, log=lines.append)
+    tb = create_backend('torch', ts_path, log=lines.append, trust_model_code=True)
     ort = OnnxRuntimeBackend.from_file(onnx_path)
     assert tb.meta == ort.meta == meta
     assert 'torchscript' in lines[0] and 'cpu' in lines[0]
@@ -50,7 +50,7 @@ def test_torchscript_without_metadata_is_refused(tmp_path):
     path = str(tmp_path / 'bare.ts')
     torch.jit.save(torch.jit.script(torch.nn.Identity()), path)
     with pytest.raises(BackendError, match='meta.json'):
-        TorchBackend.from_file(path)
+        TorchBackend.from_file(path, trust_model_code=True)
 
 
 def test_a_checkpoint_is_refused_with_the_export_command(tmp_path):
@@ -110,7 +110,7 @@ def test_traced_module_follows_a_dtype_change(tmp_path):
     # fp16 on CUDA converts the module with .half(); the traced input cast must follow it.
     # float64 on CPU exercises the same path here.
     _onnx, ts_path, meta, _model = export_tiny(tmp_path)
-    backend = TorchBackend.from_file(ts_path)
+    backend = TorchBackend.from_file(ts_path, trust_model_code=True)
     tensor = Preprocessor(meta)(np.full((32, 48, 3), 120, np.uint8))
     expected = backend.infer(tensor)
     module = backend.module.double()

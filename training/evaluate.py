@@ -79,12 +79,17 @@ def module_backend(net, meta, device: str = 'cpu', name: str = 'module'):
     return TorchBackend.from_module(graph_module(net, fed), fed, device=device, name=name)
 
 
-def load_predictor(model_path: str, backend: str = 'auto', device: str = 'cpu'):
-    """Return (backend, its ModelMeta, the torch network or None) for any model file."""
+def load_predictor(model_path: str, backend: str = 'auto', device: str = 'cpu',
+                   trust_model_code: bool = False):
+    """
+    Return (backend, its ModelMeta, the torch network or None) for any model file.
+
+    A TorchScript file is code and loads only with ``trust_model_code``.
+    """
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f'model file not found: {model_path}')
     if model_path.lower().endswith(RUNTIME_EXTENSIONS):
-        runner = create_backend(backend, model_path)
+        runner = create_backend(backend, model_path, trust_model_code=trust_model_code)
         return runner, runner.meta, None
     if backend not in ('auto', 'torch'):
         raise ValueError(f'{model_path} is a training checkpoint: it runs on the torch '
@@ -239,9 +244,11 @@ def evaluate(checkpoint: str, dataset: str, data_root: Optional[str] = None,
              crop: Optional[str] = None, output_dir: Optional[str] = None,
              num_images: int = 16, depth_scale: float = 0.001, intrinsics: str = '',
              max_depth: Optional[float] = None, log=print,
-             backend: str = 'auto') -> Dict[str, Dict[str, float]]:
+             backend: str = 'auto',
+             trust_model_code: bool = False) -> Dict[str, Dict[str, float]]:
     """Evaluate; write per_image.csv, grid.png, error_histogram.png, metrics.json; return rows."""
-    runner, meta, model = load_predictor(checkpoint, backend)
+    runner, meta, model = load_predictor(checkpoint, backend,
+                                         trust_model_code=trust_model_code)
     processor = FrameProcessor(meta, runner, eval_config())
     if not meta.is_metric and not median_scaling:
         log(f'{meta.output_mode} model (no metres, e.g. trained from video): evaluating '
@@ -371,12 +378,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--depth-scale', type=float, default=0.001, help='folder: m per unit')
     parser.add_argument('--intrinsics', default='', help='folder: intrinsics file or preset')
     parser.add_argument('--max-depth', type=float, default=None, help='override the cap')
+    parser.add_argument('--trust-model-code', action='store_true',
+                        help='load a TorchScript model: it is code, which runs as it loads')
     args = parser.parse_args(argv)
     from training.cli import fail
     try:
         evaluate(args.checkpoint, args.dataset, args.data_root, args.split,
                  args.median_scaling, args.crop, args.output_dir, args.num_images,
-                 args.depth_scale, args.intrinsics, args.max_depth, backend=args.backend)
+                 args.depth_scale, args.intrinsics, args.max_depth, backend=args.backend,
+                 trust_model_code=args.trust_model_code)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:  # refused files, bad data
         return fail('evaluate', exc)
     return 0

@@ -8,12 +8,13 @@ Where the layout allows (rgb8, padded rows), decoding is a zero-copy view of the
 
 Hostile input is refused before any pixel is decoded: the declared size (the raw message's
 width x height, a PNG's IHDR, a JPEG's SOF marker) is checked against ``max_pixels`` first,
-so a small file that declares 20000x20000 pixels costs microseconds, not gigabytes. JPEG goes
-through libjpeg-turbo (simplejpeg) in strict mode, where every libjpeg warning (a cut stream,
-damaged entropy data) is an error: OpenCV's decoder only prints those warnings and returns
-a half-grey or garbled picture. EXIF orientation is ignored (camera drivers mean the stored
-pixels), and depth formats on a compressed colour topic are refused rather than decoded as
-colour.
+so a small file that declares 20000x20000 pixels costs microseconds, not gigabytes; a JPEG's
+scans are counted too, since a progressive file can repeat cheap scans that each cost a pass
+over the whole image (a scan bomb). JPEG goes through libjpeg-turbo (simplejpeg) in strict
+mode, where every libjpeg warning (a cut stream, damaged entropy data) is an error: OpenCV's
+decoder only prints those warnings and returns a half-grey or garbled picture. EXIF
+orientation is ignored (camera drivers mean the stored pixels), and depth formats on a
+compressed colour topic are refused rather than decoded as colour.
 """
 
 from __future__ import annotations
@@ -76,10 +77,23 @@ class ImageTooLargeError(ImageDecodeError):
     counter = 'too_large'
 
 
+class TooManyScansError(ImageTooLargeError):
+    """A JPEG has more scans than ``max_scans`` (a progressive scan bomb; refused undecoded)."""
+
+
 # DCI 4K, 8.8 Mpx (the node's max_input_pixels default): 4K UHD (3840x2160) and DCI 4K frames
 # pass, an RGB frame at the limit is 27 MB; a 20000x20000 "bomb" (1.2 GB as RGB) is refused
 # from its header. Larger sensors raise the limit explicitly.
 DEFAULT_MAX_INPUT_PIXELS = 4096 * 2160
+
+# Progressive JPEG scans accepted. Each scan costs a pass over every block of the image, even
+# one made only of EOB runs, so a 20 KB file of 1000 full-band scans at 4096x2160 takes about
+# a second of CPU (30,000 take 20 s). libjpeg-turbo leaves the cap to the application and
+# offers one: src/turbojpeg.c:565 (TJFLAG_LIMITSCANS) sets 500, its fuzzers decode under 100
+# (fuzz/decompress.cc:95) and djpeg/jpegtran take -maxscans N (doc/djpeg.1:245). An encoder's
+# progressive script has about 10 scans (jcparam.c jpeg_simple_progression), so 100 refuses
+# no real camera image and bounds a bomb to about twice the cost of a plain decode.
+DEFAULT_MAX_JPEG_SCANS = 100
 
 
 # encoding -> (bytes per pixel, channels in the buffer)
@@ -287,6 +301,16 @@ def jpeg_size(data: Union[bytes, memoryview]) -> Tuple[int, int]:
     raise CorruptImageError('jpeg data ends before its frame header (truncated)')
 
 
+def jpeg_scan_count(data: Buffer) -> int:
+    """
+    Return the number of start-of-scan (SOS) markers in a JPEG, without decoding it.
+
+    Entropy-coded data stuffs every 0xFF byte as FF 00, so FF DA appears only as a marker
+    (or inside an application segment, such as an EXIF thumbnail: a few more, never fewer).
+    """
+    return _as_uint8(data).tobytes().count(b'\xff\xda')
+
+
 def _decode_jpeg(buf: np.ndarray) -> np.ndarray:
     try:
         import simplejpeg
@@ -300,12 +324,14 @@ def _decode_jpeg(buf: np.ndarray) -> np.ndarray:
 
 
 def decode_compressed(fmt: str, data: Buffer,
-                      max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+                      max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
+                      max_scans: Optional[int] = DEFAULT_MAX_JPEG_SCANS) -> np.ndarray:
     """
     Decode a CompressedImage (jpeg or png) into RGB uint8 (H, W, 3).
 
-    The declared size is checked against ``max_pixels`` (``None`` = no limit) before anything
-    is decoded. Stored pixels are returned as they are (EXIF orientation is not applied).
+    The declared size is checked against ``max_pixels``, and a JPEG's number of scans against
+    ``max_scans``, before anything is decoded (``None`` = no limit). Stored pixels are
+    returned as they are (EXIF orientation is not applied).
     """
     kind = _compressed_kind(fmt)
     buf = _as_uint8(data)
@@ -319,6 +345,13 @@ def decode_compressed(fmt: str, data: Buffer,
         tail = buf[-64:].tobytes() if buf.size > 64 else buf.tobytes()
         if b'\xff\xd9' not in tail:
             raise CorruptImageError('jpeg data has no end-of-image marker (truncated)')
+        if max_scans is not None:
+            scans = jpeg_scan_count(buf)
+            if scans > max_scans:
+                raise TooManyScansError(
+                    f'jpeg {width}x{height} has {scans} scans, above max_jpeg_scans '
+                    f'{max_scans} (a progressive scan bomb costs CPU per scan); refused '
+                    'without decoding')
         image = _decode_jpeg(buf)
     else:
         width, height, depth, colour = png_header(view[:33].tobytes())

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 from typing import Tuple
+import zipfile
 
 from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
 from mono_depth_ros.inference.base import Backend, BackendError
@@ -76,7 +77,31 @@ def torch_available() -> Tuple[bool, str]:
     return True, torch.__version__
 
 
-def load_torch_model(path: str, map_location='cpu'):
+def is_torchscript_archive(path: str) -> bool:
+    """
+    Return True if a file is a TorchScript archive, read as a zip without loading it.
+
+    torch.jit.save writes a zip whose ``<name>/code/`` folder holds the model's TorchScript
+    source (``m/code/__torch__.py`` beside ``m/data.pkl``, torch 2.13); a checkpoint from
+    torch.save has ``data.pkl`` and ``data/`` but no code.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any('/code/' in f'/{name}' for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def untrusted_code_error(path: str) -> BackendError:
+    """Return the refusal of a TorchScript file that nobody said to trust."""
+    return BackendError(
+        f'{path} is TorchScript, which is code: loading it runs what it contains (a scripted '
+        "__setstate__ can read and write files) with this process's rights. Load it only if "
+        'you trust it as you trust code: trust_model_code:=true (depth_bench and evaluate: '
+        '--trust-model-code); or run its ONNX export, which is data')
+
+
+def load_torch_model(path: str, map_location='cpu', trust_model_code: bool = False):
     """
     Return (module in eval mode, ModelMeta, 'torchscript') from a TorchScript file.
 
@@ -85,9 +110,19 @@ def load_torch_model(path: str, map_location='cpu'):
     checkpoint holds only weights, and rebuilding its network needs the model zoo, which
     lives in ``training/`` and is not installed on a robot; so it is refused with the one
     command that turns it into something the node runs.
+
+    TorchScript is a program: ``torch.jit.load`` runs its scripted code (``__setstate__``)
+    before any metadata can be checked. So it is loaded only with ``trust_model_code``;
+    without it nothing in the file runs and :func:`untrusted_code_error` is raised.
     """
     if not os.path.isfile(path):
         raise BackendError(f'model file not found: {path}')
+    if not trust_model_code:
+        if is_torchscript_archive(path):
+            raise untrusted_code_error(path)
+        raise BackendError(
+            f'{path} is not TorchScript; a training checkpoint needs exporting first: '
+            f'python training/export_onnx.py --checkpoint {path} --output model.onnx')
     try:
         return _load_torchscript(path, map_location)
     except _NotTorchScript as exc:
@@ -161,14 +196,16 @@ class TorchBackend(Backend):
     @classmethod
     def from_file(cls, model_path: str, precision: str = 'fp32', device: str = 'auto',
                   channels_last: bool = True, cuda_graphs: bool = False,
-                  **_options) -> 'TorchBackend':
+                  trust_model_code: bool = False, **_options) -> 'TorchBackend':
+        """Load a TorchScript file, only with ``trust_model_code`` (it is code)."""
         ok, why = torch_available()
         if not ok:
             raise BackendError(why)
         if model_path.lower().endswith('.onnx'):
             raise BackendError('the torch backend runs TorchScript, not ONNX')
         device = _device(device, precision)
-        net, meta, kind = load_torch_model(model_path, map_location=device)
+        net, meta, kind = load_torch_model(model_path, map_location=device,
+                                           trust_model_code=trust_model_code)
         return cls(model_path, net, meta, kind, precision, device, channels_last, cuda_graphs)
 
     @classmethod

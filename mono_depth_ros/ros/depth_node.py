@@ -258,7 +258,7 @@ class DepthRuntime:
         self.model_path = path
         if not os.path.isfile(path):
             raise StartupError(f'model file not found: {path}')
-        options = {}
+        options = {'trust_model_code': bool(self.cfg['trust_model_code'])}
         if self.cfg['engine_cache_dir']:
             options['engine_cache_dir'] = str(self.cfg['engine_cache_dir'])
         try:
@@ -506,7 +506,7 @@ class DepthRuntime:
             # The declared size is checked before decoding (decompression bombs).
             limit = int(cfg['max_input_pixels'])
             if isinstance(msg, CompressedImage):
-                rgb = ros_io.compressed_to_rgb(msg, limit)
+                rgb = ros_io.compressed_to_rgb(msg, limit, int(cfg['max_jpeg_scans']))
             else:
                 rgb = ros_io.image_to_rgb(msg, limit)
         except image_codec.ImageDecodeError as exc:

@@ -28,10 +28,11 @@ def image_to_rgb(msg: Image,
 
 
 def compressed_to_rgb(msg: CompressedImage,
-                      max_pixels: Optional[int] = image_codec.DEFAULT_MAX_INPUT_PIXELS
+                      max_pixels: Optional[int] = image_codec.DEFAULT_MAX_INPUT_PIXELS,
+                      max_scans: Optional[int] = image_codec.DEFAULT_MAX_JPEG_SCANS
                       ) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage to RGB uint8 (size checked before decoding)."""
-    return image_codec.decode_compressed(msg.format, msg.data, max_pixels)
+    """Decode a sensor_msgs/CompressedImage to RGB uint8 (size and scans checked first)."""
+    return image_codec.decode_compressed(msg.format, msg.data, max_pixels, max_scans)
 
 
 def rgb_to_image(rgb: np.ndarray, header, encoding: str = 'rgb8') -> Image:

@@ -14,6 +14,7 @@ import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from mono_depth_ros.core.frame import DEFAULT_EDGE_THRESHOLD, DEFAULT_UPSAMPLING
+from mono_depth_ros.core.image_codec import DEFAULT_MAX_JPEG_SCANS
 from mono_depth_ros.core.scale import SCALE_SOURCES
 
 BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')
@@ -27,6 +28,8 @@ DEPTH_UPSAMPLING = ('nearest', 'bilinear', 'edge_aware')
 
 # A 4096x2160 (DCI 4K) image passes; a decompression bomb's declared size does not.
 MAX_INPUT_PIXELS_DEFAULT = 4096 * 2160
+# A camera's progressive JPEG has about 10 scans; a scan bomb has thousands (see image_codec).
+MAX_JPEG_SCANS_DEFAULT = DEFAULT_MAX_JPEG_SCANS
 # Outputs above about 1.2 Mpx do not fit the shipped 16 MiB shared-memory segment together
 # (a 4K depth image alone is 33 MB), and the model's own output is far smaller anyway.
 MAX_OUTPUT_PIXELS_DEFAULT = 1280 * 960
@@ -59,6 +62,10 @@ PARAMETERS: Tuple[Param, ...] = (
           choices=PRECISIONS),
     Param('engine_cache_dir', '', 'folder for cached TensorRT engines; empty = '
           '~/.cache/mono_depth_ros/engines', read_only=True),
+    Param('trust_model_code', False, 'load a TorchScript model_path: TorchScript is a '
+          "program, which runs with the node's rights as it loads; set true only for a file "
+          'you trust as you trust code (ONNX and engines built here are data)',
+          read_only=True),
     # -- camera ------------------------------------------------------------------------------
     Param('intrinsics', 'camera_info', 'where the camera intrinsics come from: camera_info '
           '(P, else K, with binning and roi), the kinect or kitti preset (refused at another '
@@ -126,6 +133,9 @@ PARAMETERS: Tuple[Param, ...] = (
           read_only=True, choices=TRANSPORTS),
     Param('max_input_pixels', MAX_INPUT_PIXELS_DEFAULT, 'largest input image accepted, pixels '
           '(checked on the declared size, before decoding)', int_range=(1, 2 ** 31 - 1)),
+    Param('max_jpeg_scans', MAX_JPEG_SCANS_DEFAULT, 'most scans a (progressive) JPEG may '
+          'have, counted before decoding: each scan costs a pass over the whole image',
+          int_range=(1, 1000000)),
     Param('max_rate_hz', 0.0, 'process at most this many frames per second; 0 = all',
           float_range=(0.0, 1000.0)),
     Param('camera_info_tolerance', 0.005, 'an image is paired with the CameraInfo of the same '

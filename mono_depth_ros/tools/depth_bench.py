@@ -193,6 +193,7 @@ class BenchConfig:
     output_dir: Optional[str] = None
     threads: int = 0
     engine_cache_dir: Optional[str] = None
+    trust_model_code: bool = False
 
 
 def input_tensor(meta: ModelMeta, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -207,7 +208,7 @@ def _backend_options(name: str, config: BenchConfig, graphs: bool) -> Dict:
     if name == 'onnxruntime':
         return {'threads': config.threads}
     if name == 'torch':
-        return {'cuda_graphs': graphs}
+        return {'cuda_graphs': graphs, 'trust_model_code': config.trust_model_code}
     if name == 'tensorrt':
         opts = {'self_check': False}
         if config.engine_cache_dir:
@@ -264,7 +265,7 @@ def _fmt(value) -> str:
 
 def run_inference_bench(config: BenchConfig, log=print) -> Tuple[List[Dict], ModelMeta]:
     """Return one row per backend x precision x size x cuda_graphs, skips included."""
-    meta = read_meta(config.model)
+    meta = read_meta(config.model, config.trust_model_code)
     sizes = list(config.sizes) or [(meta.input_height, meta.input_width)]
     availability = available_backends()
     rows: List[Dict] = []
@@ -364,8 +365,8 @@ def model_flops(model_path: str, backend, tensor, h: int, w: int) -> Optional[fl
     return None
 
 
-def read_meta(model_path: str) -> ModelMeta:
-    """Return the ModelMeta of an ONNX, engine or torch model file."""
+def read_meta(model_path: str, trust_model_code: bool = False) -> ModelMeta:
+    """Return the ModelMeta of an ONNX, engine or torch model file (TorchScript if trusted)."""
     if not os.path.isfile(model_path):
         raise BenchError(f'model file not found: {model_path}')
     ext = os.path.splitext(model_path)[1].lower()
@@ -376,7 +377,7 @@ def read_meta(model_path: str) -> ModelMeta:
         from mono_depth_ros.inference.tensorrt.engine_cache import read_sidecar
         return ModelMeta.from_dict(read_sidecar(model_path)['meta'])
     from mono_depth_ros.inference.torch_backend import load_torch_model
-    return load_torch_model(model_path)[1]
+    return load_torch_model(model_path, trust_model_code=trust_model_code)[1]
 
 
 # -- the node's per-frame pipeline --------------------------------------------------------
@@ -553,6 +554,8 @@ def parse_args(argv=None) -> BenchConfig:
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime threads')
     parser.add_argument('--engine-cache-dir')
     parser.add_argument('--output-dir', help='write bench.md, bench.csv, pipeline.csv here')
+    parser.add_argument('--trust-model-code', action='store_true',
+                        help='load a TorchScript --model: it is code, which runs as it loads')
     args = parser.parse_args(argv)
     if args.iterations < 1:
         parser.error('--iterations must be >= 1')
@@ -564,7 +567,8 @@ def parse_args(argv=None) -> BenchConfig:
                        sizes=sizes, iterations=args.iterations, warmup=max(0, args.warmup),
                        cuda_graphs=[v == 'on' for v in args.cuda_graphs],
                        pipeline_frames=args.pipeline_frames, output_dir=args.output_dir,
-                       threads=args.threads, engine_cache_dir=args.engine_cache_dir)
+                       threads=args.threads, engine_cache_dir=args.engine_cache_dir,
+                       trust_model_code=args.trust_model_code)
 
 
 def main(argv=None) -> int:
