@@ -20,7 +20,9 @@ and 80 m for KITTI; the crop defaults to Eigen's for NYU and Garg's for KITTI. `
 nyu`` takes the labeled ``.mat``, DenseDepth's zip/folder (test CSV), a FastDepth folder
 (``val/``), or a folder with ``rgb/`` + ``depth/`` (mm) PNGs like the shared samples;
 ``kitti`` takes a raw root with ``--split`` (Eigen lines) or an object-benchmark folder;
-``synthetic`` without ``--data-root`` renders a fixed set of rooms. A constant-depth
+``synthetic`` without ``--data-root`` renders a fixed set of rooms; ``rosbag`` takes a
+rosbag2 folder and evaluates its held-out end (``--split val``, the training config's
+default ``val_fraction``) against its ``/camera/depth/image_raw``. A constant-depth
 baseline (the evaluation set's median depth everywhere) is printed for context.
 """
 
@@ -57,6 +59,7 @@ CAPS = {'nyu': 10.0, 'kitti': 80.0}
 DEFAULT_CROPS = {'nyu': 'eigen', 'kitti': 'garg'}
 TABLE = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
 SYNTHETIC_EVAL_SEED = 424242
+ROSBAG_DEPTH_TOPIC = '/camera/depth/image_raw'
 GRID_ROWS = 6
 #: files the node runs itself; anything else is taken for a training checkpoint
 RUNTIME_EXTENSIONS = ('.onnx', '.engine', '.plan', '.trt', '.ts', '.torchscript', '.jit')
@@ -142,6 +145,12 @@ def _open_dataset(kind, root, size, split, num_images, depth_scale, intrinsics):
         return FolderDataset(root, intrinsics=intrinsics, depth_scale=depth_scale, **size)
     if kind == 'synthetic':
         return SyntheticDataset(num_images, scene_seed=SYNTHETIC_EVAL_SEED, **size)
+    if kind == 'rosbag':
+        # The recording's held-out end (or --split train|all) against its depth topic, at
+        # the model's input size (7-Scenes depth is not registered: compare it coarse).
+        from training.datasets.rosbag import RosbagDataset
+        return RosbagDataset(root, split=split or 'val', depth_topic=ROSBAG_DEPTH_TOPIC,
+                             **size)
     raise SystemExit(f'error: unknown dataset {kind!r}')
 
 
@@ -367,9 +376,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         choices=('auto', 'onnxruntime', 'torch', 'tensorrt'),
                         help='backend for ONNX files (a checkpoint always runs on torch)')
     parser.add_argument('--dataset', required=True,
-                        choices=('nyu', 'kitti', 'folder', 'synthetic'))
+                        choices=('nyu', 'kitti', 'folder', 'synthetic', 'rosbag'))
     parser.add_argument('--data-root', default=None)
-    parser.add_argument('--split', default=None, help='split list (NYU indices, KITTI lines)')
+    parser.add_argument('--split', default=None, help='split list (NYU indices, KITTI lines); '
+                        'rosbag: val (default), train or all')
     parser.add_argument('--median-scaling', action='store_true')
     parser.add_argument('--crop', default='auto', choices=('auto', 'eigen', 'garg',
                                                            'eigen_kitti', 'none'))

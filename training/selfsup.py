@@ -42,7 +42,8 @@ class SelfSupervisedTask(Task):
                  scales: Sequence[int] = (0, 1, 2, 3), ssim_weight: float = 0.85,
                  smoothness: float = 1e-3, automask: bool = True,
                  min_reprojection: bool = True, pose_net: Optional[torch.nn.Module] = None,
-                 pose_source: str = 'network', mean=None, std=None):
+                 pose_source: str = 'network', mean=None, std=None,
+                 val_photometric: bool = False):
         from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD
         if not mono and not stereo:
             raise ValueError('selfsup needs mono, stereo or both')
@@ -66,6 +67,10 @@ class SelfSupervisedTask(Task):
         self.image_keys = ('image',) + tuple(f'image{f:+d}' for f in frame_ids) + \
             ((STEREO_KEY,) if stereo else ())
         self.known_poses = pose_source == 'dataset'
+        if val_photometric and not (self.mono and self.known_poses):
+            raise ValueError('selfsup.val_photometric needs mono with pose_source dataset '
+                             '(a validation score from known poses)')
+        self.validation_loss = bool(val_photometric)
         # Stereo (or known poses) fixes the scale; from video alone only median-scaled
         # numbers mean anything.
         self.metric = self.stereo or (self.mono and self.known_poses)
@@ -85,7 +90,8 @@ class SelfSupervisedTask(Task):
                    mono=cfg['mono'], stereo=cfg['stereo'], scales=cfg['scales'],
                    ssim_weight=cfg['ssim_weight'], smoothness=cfg['smoothness'],
                    automask=cfg['automask'], min_reprojection=cfg['min_reprojection'],
-                   pose_net=pose, pose_source=cfg['pose_source'])
+                   pose_net=pose, pose_source=cfg['pose_source'],
+                   val_photometric=cfg['val_photometric'])
 
     # -- the trainer's hooks --------------------------------------------------------------
     def modules(self) -> Dict[str, torch.nn.Module]:
@@ -100,7 +106,9 @@ class SelfSupervisedTask(Task):
     def describe(self, meta):
         """Mark the output relative unless stereo (or known poses) fixed the scale."""
         if self.metric:
-            return meta
+            how = 'a stereo baseline' if self.stereo else 'known metric camera poses'
+            return dataclasses.replace(
+                meta, description=f'{meta.description}, self-supervised with {how} (metric)')
         relative = {'inverse_depth': 'relative_inverse_depth', 'metric': 'relative_depth'}
         if meta.output_mode not in relative:
             raise ValueError(f'a {meta.output_mode} output has no relative counterpart')
@@ -169,7 +177,11 @@ class SelfSupervisedTask(Task):
             reproj = reprojection_loss(warped, identity, self.min_reprojection)
             image_s = target if disp.shape[-2:] == full else F.interpolate(
                 target, size=disp.shape[-2:], mode='area')
-            smooth = edge_aware_smoothness(disp.float(), image_s)
+            # Smoothness is on disparity (Monodepth2); a metric-depth head gives depth.
+            smooth_in = disp.float() if getattr(net, 'output', 'inverse') == 'inverse' else \
+                1.0 / net.to_depth(disp.float(), self.min_depth,
+                                   self.max_depth).clamp(min=self.min_depth)
+            smooth = edge_aware_smoothness(smooth_in, image_s)
             value = reproj['loss'] + self.smoothness / (2 ** i) * smooth
             total = total + value
             logs[f'loss_s{i}'] = float(value.detach())

@@ -63,6 +63,9 @@ class Task:
     stereo_pairs = False
     #: batch keys holding images that get the same photometric jitter as ``image``
     image_keys: Tuple[str, ...] = ('image',)
+    #: validation also reports the task's ``photometric`` loss term (its val set then
+    #: carries ``frame_offsets`` too): a score for data without ground-truth depth
+    validation_loss = False
 
     def modules(self) -> Dict[str, torch.nn.Module]:
         """Return the task's own trainable modules by name (none by default)."""
@@ -627,12 +630,23 @@ class Trainer:
         mcfg = self.config['model']
         loader = self._loader(self.val_set, 0, 0, False)
         rows = []
-        for _batch, _pred, metrics in evaluate_batches(
+        photometric, counted = 0.0, 0
+        for batch, _pred, metrics in evaluate_batches(
                 self.task, self.model, loader, self.device, mcfg['min_depth'],
                 mcfg['max_depth'], median_scaling=self.task.median_scaling):
             rows.extend(metrics)
+            if self.task.validation_loss:
+                # A self-supervised score that needs no ground truth: the photometric
+                # error of the held-out frames (the model is in eval mode here).
+                with torch.no_grad():
+                    _loss, logs = self.task.compute_loss(self.model, batch)
+                n = int(batch['image'].shape[0])
+                photometric += logs['photometric'] * n
+                counted += n
         rows = rows[:len(self.val_set)]
         metrics = average_metrics(rows)
+        if counted:
+            metrics['photometric'] = photometric / counted
         if self.task.median_scaling and metrics:
             metrics['scale_std'] = float(np.std([r['scale'] for r in rows if r is not None]))
         self.state['metrics'] = metrics
@@ -644,7 +658,7 @@ class Trainer:
                 for key, value in metrics.items():
                     self.writer.add_scalar(f'val/{key}', value, step)
             shown = ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()
-                              if k in ('abs_rel', 'rmse', 'd1', 'delta1'))
+                              if k in ('abs_rel', 'rmse', 'd1', 'delta1', 'photometric'))
             self.log(f'epoch {epoch}/{self.epochs} step {step}: {shown}')
         if self.es_metric not in metrics:
             raise ValueError(f'train.early_stopping.metric {self.es_metric!r} is not a '
@@ -675,13 +689,53 @@ def _cpu_rng(state: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 # -- wiring from a config ---------------------------------------------------------------------
+def resolve_init(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """
+    Return config with model.init_checkpoint and an empty model.arch resolved.
+
+    ``init_checkpoint: bundled`` is the node's bundled default model; with ``arch: ''`` the
+    architecture and its arguments come from the init model (a checkpoint's or an ONNX
+    export's metadata), ``model.args`` overriding single arguments (``freeze_encoder``).
+    """
+    import copy
+    config = copy.deepcopy(dict(config))
+    mcfg = config['model']
+    init = mcfg['init_checkpoint']
+    if init == 'bundled':
+        from mono_depth_ros.core.paths import package_file
+        from mono_depth_ros.ros.depth_node import BUNDLED_MODEL
+        init = mcfg['init_checkpoint'] = package_file('models', BUNDLED_MODEL)
+    if not mcfg['arch']:
+        if not init:
+            raise ValueError("model.arch is empty, which means the init model's, but "
+                             'model.init_checkpoint is empty too')
+        if init.lower().endswith('.onnx'):
+            from training.onnx_init import read_meta
+            meta = read_meta(init)
+        else:
+            from mono_depth_ros.core.model_meta import ModelMeta
+            meta = ModelMeta.from_dict(ckpt_io.load_checkpoint(init)['meta'])
+        from training.networks import rebuild_args
+        mcfg['arch'] = meta.arch
+        mcfg['args'] = {**rebuild_args(dict(meta.arch_args)), **dict(mcfg['args'] or {})}
+    return config
+
+
 def build_model_from_config(config: Mapping[str, Any]) -> torch.nn.Module:
     """Build the configured network; warm-start it from model.init_checkpoint if set."""
     from training.networks import build_model
     mcfg = config['model']
     model = build_model(mcfg['arch'], **dict(mcfg['args'] or {}))
-    if mcfg['init_checkpoint']:
-        ck = ckpt_io.load_checkpoint(mcfg['init_checkpoint'])
+    init = mcfg['init_checkpoint']
+    if init and init.lower().endswith('.onnx'):
+        from training.onnx_init import load_onnx_weights, read_meta
+        meta = read_meta(init)
+        if meta.arch != mcfg['arch']:
+            raise ValueError(f'model.init_checkpoint {init} is a {meta.arch}, not the '
+                             f'configured {mcfg["arch"]}')
+        load_onnx_weights(model, init, meta.input_height, meta.input_width)
+    elif init:
+        ck = ckpt_io.load_checkpoint(init)
         model.load_state_dict(ck['model'])
     return model
 
@@ -690,6 +744,7 @@ def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
                  log: Callable[[str], None] = print, resume: bool = True) -> Dict[str, Any]:
     """Train from a resolved config; write config, git revision, logs and checkpoints."""
     output_dir = output_dir or config['output_dir']
+    config = resolve_init(config)
     if config.get('task') == 'ensemble':
         from training.ensemble import train_bases
         config = train_bases(config, output_dir, log, resume)  # stage 1: the base learners
@@ -705,7 +760,8 @@ def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
     task = build_task(config)
     train_set = build_dataset(config, 'train', photometric_in_loader=not on_device,
                               frame_offsets=task.frame_offsets, stereo=task.stereo_pairs)
-    val_set = build_dataset(config, 'val')
+    val_set = build_dataset(config, 'val', frame_offsets=task.frame_offsets
+                            if task.validation_loss else ())
     k = train_set[0]['K']
     model = build_model_from_config(config)
     mcfg = config['model']

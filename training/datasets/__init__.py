@@ -78,6 +78,12 @@ def _sequences(data, train, root, split_path, common):
                           frame_step=seq['frame_step'], **common)
 
 
+def _rosbag(data, train, root, split_path, common):
+    from training.datasets.rosbag import RosbagDataset  # rosbags is a training dependency
+    return RosbagDataset(root, split='train' if train else 'val', **dict(data['rosbag']),
+                         **common)
+
+
 def _folder(data, train, root, split_path, common):
     folder = data['folder']
     return FolderDataset(root, rgb_dir=folder['rgb_dir'], depth_dir=folder['depth_dir'],
@@ -96,6 +102,7 @@ DATASETS: Dict[str, Callable[..., DepthDataset]] = {
     'folder': _folder,
     'sequences': _sequences,
     'synthetic': _synthetic,
+    'rosbag': _rosbag,
 }
 GENERATED = ('synthetic',)
 
