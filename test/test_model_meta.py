@@ -92,11 +92,11 @@ def test_bad_values_are_one_line_errors(key, value, words):
 
 def test_version_1_files_load_as_current():
     old = _meta().to_dict()
-    for key in ('size_multiple', 'resize_mode', 'input_name', 'output_name'):
+    for key in ('size_multiple', 'resize_mode', 'input_name', 'output_name', 'size_policy'):
         del old[key]
     old['format_version'] = 1
     meta = ModelMeta.from_dict(old)
-    assert meta.format_version == FORMAT_VERSION == 2
+    assert meta.format_version == FORMAT_VERSION == 3
     assert (meta.resize_mode, meta.size_multiple, meta.input_name) == ('stretch', 0, '')
     assert ModelMeta.from_dict({k: v for k, v in old.items() if k != 'format_version'}) == meta
 

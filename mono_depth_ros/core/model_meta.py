@@ -42,8 +42,20 @@ Unknowns
 Input size
     ``input_height`` x ``input_width`` is the size the graph takes. A graph with dynamic
     height and width declares ``size_multiple`` N > 0 (which implies ``dynamic_shape``): the
-    pipeline then picks, per camera, the size of about the same area with the camera's
-    aspect, each side a multiple of N. ``resize_mode`` (stretch, crop, pad) says how an
+    pipeline then picks, per camera, a size with about the camera's aspect, each side a
+    multiple of N, by ``size_policy``:
+
+    * ``area``: about the area of ``input_height`` x ``input_width``;
+    * ``lower_bound``: the smallest scale at which both sides reach the metadata's
+      (the *short* side at least 518 for 518 x 518), each side rounded to the nearest
+      multiple of N but not below the bound (MiDaS and Depth Anything's ``Resize``
+      with ``keep_aspect_ratio``, ``resize_method='lower_bound'``);
+    * ``upper_bound``: the largest scale at which neither side exceeds the metadata's,
+      rounded but not above it (``resize_method='upper_bound'``);
+    * ``fixed``: the graph's one size (``size_multiple`` 0).
+
+    Empty means what format 2 implied: ``fixed`` without a multiple, ``area`` with one.
+    ``resize_mode`` (stretch, crop, pad) says how an
     image of another aspect is fitted to a fixed size; the model declares the one it was
     trained with.
 Fitting
@@ -64,8 +76,9 @@ Focal length
     training, and the camera's focal at the new size carries the difference.
 Versions
     ``format_version`` 2 added ``size_multiple``, ``resize_mode`` and the relative modes,
-    and made empty tensor names mean "the graph's first". Version 1 files load unchanged;
-    a newer version is refused with a reason.
+    and made empty tensor names mean "the graph's first". Version 3 added
+    ``size_policy``, ``fit_aspect`` and ``crop_fraction``, and ``scale_unknown``. Version 1
+    and 2 files load unchanged; a newer version is refused with a reason.
 """
 
 from __future__ import annotations
@@ -88,6 +101,8 @@ OUTPUT_MODES = METRIC_MODES + RELATIVE_MODES
 #: modes whose affine space is inverse depth (a scale source fits in 1 / depth)
 INVERSE_MODES = ('inverse_depth', 'disparity', 'relative_inverse_depth')
 RESIZE_MODES = ('stretch', 'crop', 'pad')
+#: how a dynamic graph's input size follows the camera ('' = by size_multiple)
+SIZE_POLICIES = ('fixed', 'area', 'lower_bound', 'upper_bound')
 #: what a scale source must fit: nothing, a scale, or a scale and a shift ('' = by mode)
 SCALE_UNKNOWNS = ('none', 'scale', 'scale_shift')
 INPUT_DTYPES = ('uint8', 'float32')
@@ -107,8 +122,8 @@ _FLOAT_FIELDS = ('output_scale', 'output_shift', 'min_depth', 'max_depth', 'trai
 _OPTIONAL_FIELDS = ('train_fx', 'train_fy')
 _BOOL_FIELDS = ('normalize_in_graph', 'focal_rescale', 'dynamic_shape')
 _STR_FIELDS = ('arch', 'input_name', 'output_name', 'input_dtype', 'input_layout',
-               'output_mode', 'resize_mode', 'dataset', 'git_revision', 'description',
-               'scale_unknown')
+               'output_mode', 'resize_mode', 'size_policy', 'dataset', 'git_revision',
+               'description', 'scale_unknown')
 
 
 @dataclass
@@ -139,6 +154,7 @@ class ModelMeta:
     resize_mode: str = 'stretch'
     fit_aspect: float = 0.0
     crop_fraction: float = 1.0
+    size_policy: str = ''
     scale_unknown: str = ''
     dataset: str = ''
     metrics: Dict[str, float] = field(default_factory=dict)
@@ -214,6 +230,14 @@ class ModelMeta:
             raise ModelMetaError(f'output_mode {self.output_mode!r} not in {OUTPUT_MODES}')
         if self.resize_mode not in RESIZE_MODES:
             raise ModelMetaError(f'resize_mode {self.resize_mode!r} not in {RESIZE_MODES}')
+        if not (math.isfinite(self.fit_aspect) and 0 <= self.fit_aspect <= MAX_INPUT_SIDE):
+            raise ModelMetaError(f'fit_aspect must be >= 0 (0 = the input aspect), got '
+                                 f'{self.fit_aspect}')
+        if self.fit_aspect and not 1 / MAX_INPUT_SIDE <= self.fit_aspect:
+            raise ModelMetaError(f'fit_aspect {self.fit_aspect} is too small')
+        if not (math.isfinite(self.crop_fraction) and 0.05 <= self.crop_fraction <= 1):
+            raise ModelMetaError(f'crop_fraction must be in [0.05, 1], got '
+                                 f'{self.crop_fraction}')
         if self.scale_unknown and self.scale_unknown not in SCALE_UNKNOWNS:
             raise ModelMetaError(f'scale_unknown {self.scale_unknown!r} not in '
                                  f'{SCALE_UNKNOWNS}')
@@ -223,16 +247,15 @@ class ModelMeta:
         if self.output_mode in RELATIVE_MODES and self.scale_unknown == 'none':
             raise ModelMetaError(f'a {self.output_mode} model has no metres: scale_unknown '
                                  'must be scale or scale_shift, got none')
-        if not (math.isfinite(self.fit_aspect) and 0 <= self.fit_aspect <= MAX_INPUT_SIDE):
-            raise ModelMetaError(f'fit_aspect must be >= 0 (0 = the input aspect), got '
-                                 f'{self.fit_aspect}')
-        if self.fit_aspect and not 1 / MAX_INPUT_SIDE <= self.fit_aspect:
-            raise ModelMetaError(f'fit_aspect {self.fit_aspect} is too small')
-        if not (math.isfinite(self.crop_fraction) and 0.05 <= self.crop_fraction <= 1):
-            raise ModelMetaError(f'crop_fraction must be in [0.05, 1], got '
-                                 f'{self.crop_fraction}')
         if not 0 <= self.size_multiple <= 256:
             raise ModelMetaError(f'size_multiple must be in 0..256, got {self.size_multiple}')
+        if self.size_policy and self.size_policy not in SIZE_POLICIES:
+            raise ModelMetaError(f'size_policy {self.size_policy!r} not in {SIZE_POLICIES}')
+        if (self.size_policy == 'fixed') != (self.size_multiple == 0) and self.size_policy:
+            raise ModelMetaError(
+                f'size_policy {self.size_policy} needs '
+                + ('size_multiple 0 (a fixed input)' if self.size_policy == 'fixed' else
+                   'a size_multiple > 0 (a dynamic input)'))
         if not all(math.isfinite(v) for v in self.mean + self.std):
             raise ModelMetaError('mean and std must be finite')
         if any(s <= 0 for s in self.std):
@@ -263,6 +286,13 @@ class ModelMeta:
         if self.scale_unknown:
             return self.scale_unknown
         return 'none' if self.is_metric else 'scale_shift'
+
+    @property
+    def size_rule(self) -> str:
+        """Return the size policy in force: the field, else what size_multiple implies."""
+        if self.size_policy:
+            return self.size_policy
+        return 'area' if self.size_multiple > 0 else 'fixed'
 
     @property
     def inverse(self) -> bool:

@@ -46,6 +46,10 @@ class TensorSpec:
 
 
 _OUTPUT_DTYPES = ('float32', 'float16', 'float64')
+#: quantized outputs (a TFLite graph converted to ONNX): the backends return their codes as
+#: float32 and the pipeline dequantizes them with the metadata's output scale and shift,
+#: real = output_scale * code + output_shift (= scale * (code - zero_point))
+INTEGER_OUTPUT_DTYPES = ('uint8', 'int8', 'uint16', 'int32')
 
 
 def bind_io(meta: ModelMeta, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
@@ -107,8 +111,9 @@ def bind_io(meta: ModelMeta, inputs: Sequence[TensorSpec], outputs: Sequence[Ten
         raise BackendError(f'{where}: output {y.name!r} has shape {list(out)}; expected one '
                            'depth map (1, 1, H, W), (1, H, W) or (H, W) - name the right '
                            'output with output_name')
-    if y.dtype not in _OUTPUT_DTYPES:
-        raise BackendError(f'{where}: output {y.name!r} is {y.dtype}; expected a float tensor')
+    if y.dtype not in _OUTPUT_DTYPES + INTEGER_OUTPUT_DTYPES:
+        raise BackendError(f'{where}: output {y.name!r} is {y.dtype}; expected a float tensor '
+                           f'or a quantized one ({", ".join(INTEGER_OUTPUT_DTYPES)})')
     return x, y
 
 
@@ -148,7 +153,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run the model; return the raw output as a (H, W) float32 array."""
+        """Run the model; return the raw output (integer codes too) as a (H, W) float32."""
 
     def describe(self) -> str:
         """One line for logs and diagnostics: backend, version, device, precision."""

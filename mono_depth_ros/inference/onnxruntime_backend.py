@@ -9,7 +9,8 @@ from mono_depth_ros.inference.base import Backend, BackendError, bind_io, Tensor
 import numpy as np
 
 _ORT_DTYPES = {'tensor(uint8)': 'uint8', 'tensor(float)': 'float32',
-               'tensor(float16)': 'float16', 'tensor(double)': 'float64'}
+               'tensor(float16)': 'float16', 'tensor(double)': 'float64',
+               'tensor(int8)': 'int8', 'tensor(uint16)': 'uint16', 'tensor(int32)': 'int32'}
 
 
 def tensor_spec(arg) -> TensorSpec:
