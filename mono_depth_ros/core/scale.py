@@ -934,9 +934,8 @@ class ScaleEstimator:
             return self._fit_motion(base, intrinsics, stamp, camera, image, pose)
         return ScaleFit(reason=f'scale_source is {source}')
 
-    def _fit_motion(self, base, intrinsics, stamp, camera, image, pose) -> ScaleFit:
-        if intrinsics is None:
-            return ScaleFit(reason='motion needs the camera intrinsics')
+    def _motion_points(self, intrinsics, stamp, camera, image, pose):
+        """Return (points in the optical frame, '') of this frame, or (None, reason)."""
         if self._motion is None:
             self._make_motion()
         tracker = self._motion
@@ -949,12 +948,52 @@ class ScaleEstimator:
             if f'motion_{key}' in self.counts:
                 self.counts[f'motion_{key}'] = value
         if not result.ok:
-            return ScaleFit(reason=f'motion: {result.detail}')
-        b, z = SparseSamples.from_points(result.points, stamp).pairs(base, intrinsics)
+            return None, f'motion: {result.detail}'
+        return result.points, ''
+
+    def _fit_motion(self, base, intrinsics, stamp, camera, image, pose) -> ScaleFit:
+        if intrinsics is None:
+            return ScaleFit(reason='motion needs the camera intrinsics')
+        points, why = self._motion_points(intrinsics, stamp, camera, image, pose)
+        if points is None:
+            return ScaleFit(reason=why)
+        b, z = SparseSamples.from_points(points, stamp).pairs(base, intrinsics)
+        # Triangulated depth is noisier than a depth sensor's (a pixel of flow error over a
+        # small parallax): a wider inlier band, and as few points as the tracker keeps.
         return fit_sparse(b, z, self.kind, fit_shift=self.fit_shift,
                           inlier_tolerance=max(self.config.sparse_inlier_tolerance, 0.1),
                           min_inliers=min(self.config.scale_min_inliers,
-                                          tracker.config.min_points))
+                                          self._motion.config.min_points))
+
+    def _pairs_one(self, source: str, base: np.ndarray, intrinsics: Optional[Intrinsics],
+                   stamp: float, camera: Optional[Intrinsics], image, pose
+                   ) -> Tuple[np.ndarray, np.ndarray, str]:
+        """
+        Return one source's (base values, metric depths, reason) for a combined fit.
+
+        Sparse and triangulated samples come as they are (the combined fit rejects their
+        outliers), the range as its window's pixels on one surface, the floor as the
+        inliers of its own plane fit (a plane is needed to tell floor from the rest).
+        """
+        empty = np.empty(0)
+        if source == 'sparse_depth':
+            samples = self._nearest(self._sparse, stamp, lambda s: s.stamp)
+            if samples is None:
+                return empty, empty, f'no sparse depth within {self.config.sparse_max_age} s'
+            b, z = samples.pairs(base, intrinsics, camera)
+            return b, z, ''
+        if source == 'motion':
+            if intrinsics is None:
+                return empty, empty, 'motion needs the camera intrinsics'
+            points, why = self._motion_points(intrinsics, stamp, camera, image, pose)
+            if points is None:
+                return empty, empty, why
+            b, z = SparseSamples.from_points(points, stamp).pairs(base, intrinsics)
+            return b, z, ''
+        one = self._fit_one(source, base, intrinsics, stamp, camera, image, pose)
+        if not one.ok or one.pairs is None:
+            return empty, empty, one.reason or 'no samples'
+        return one.pairs[0], one.pairs[1], ''
 
     def fit(self, base: np.ndarray, intrinsics: Optional[Intrinsics], stamp: float,
             camera: Optional[Intrinsics] = None, image: Optional[np.ndarray] = None,
@@ -975,11 +1014,10 @@ class ScaleEstimator:
         # One weighted fit through every source's pairs; each source weighs its weight.
         bs, zs, ws, failed, used = [], [], [], [], []
         for name, weight in sources.items():
-            one = self._fit_one(name, base, intrinsics, stamp, camera, image, pose)
-            if not one.ok or one.pairs is None or one.pairs[0].size == 0:
-                failed.append(f'{name}: {one.reason or "no pairs"}')
+            b, z, why = self._pairs_one(name, base, intrinsics, stamp, camera, image, pose)
+            if b.size == 0:
+                failed.append(f'{name}: {why or "no samples"}')
                 continue
-            b, z = one.pairs
             used.append(name)
             bs.append(b)
             zs.append(z)
