@@ -1,5 +1,7 @@
 """Hostile compressed images sent to a running depth_node: refused, counted, node carries on."""
 
+import time
+
 import cv2
 import hostile_images as hostile
 from mono_depth_ros.core import image_codec
@@ -71,6 +73,7 @@ def _redwood(shared_data):
 @pytest.mark.parametrize('case, counter', [
     ('png_bomb', 'bad_too_large'),
     ('jpeg_huge_header', 'bad_too_large'),
+    ('jpeg_scan_bomb', 'bad_too_large'),
     ('jpeg_cut', 'bad_corrupt_image'),
     ('jpeg_randomised', 'bad_corrupt_image'),
     ('compressed_depth', 'bad_unsupported_encoding'),
@@ -84,6 +87,8 @@ def test_hostile_image_is_counted_and_the_next_frame_is_right(node, shared_data,
         fmt, data, size = 'png', hostile.png_bomb(20000), (20000, 20000)
     elif case == 'jpeg_huge_header':
         data, size = hostile.set_jpeg_size(jpeg, 30000, 30000), (30000, 30000)
+    elif case == 'jpeg_scan_bomb':  # within max_input_pixels; 1006 scans, a second of CPU
+        data, size = hostile.jpeg_scan_bomb(4096, 2160, 1000), (4096, 2160)
     elif case == 'jpeg_cut':
         data = hostile.cut_jpeg(jpeg, 0.5)
     elif case == 'jpeg_randomised':
@@ -117,3 +122,42 @@ def test_exif_orientation_is_ignored_by_the_node(node, shared_data):
     depth = ros_io.depth_from_image(harness.received['depth'][-1])
     assert depth.shape == (24, 32)  # stored 32x24, not turned to 24x32
     assert depth[:, :12].mean() > 4.5 and depth[:, 20:].mean() < 1.5
+
+
+def test_sigint_during_a_long_decode_does_not_wait_for_it(ros, tmp_path):
+    # A scan bomb let through (max_jpeg_scans raised) keeps the worker in libjpeg for many
+    # seconds; the stop must not wait on it (it waited 5 s, then longer for the decode).
+    model = tmp_path / 'brightness.onnx'
+    brightness_model(model, 24, 32)
+    fqn = '/depth_slow_decode'
+    proc = Process('depth_node', ['-r', f'__node:={fqn[1:]}', '-p', f'model_path:={model}',
+                                  '-p', 'input_transport:=compressed',
+                                  '-p', 'max_jpeg_scans:=1000000',
+                                  '-p', 'diagnostics_period:=0.2'], str(tmp_path))
+    harness = Harness('harness_slow_decode')
+    harness.subscribe_all()
+    try:
+        harness.wait_connected('compressed')
+        bomb = hostile.jpeg_scan_bomb(4096, 2160, 20000)  # 0.9 MB, about 14 s of CPU here
+        before = harness.diag(fqn).get('frames_processed', 0)
+        for _ in range(10):  # best effort: resend until the worker has taken one
+            _send_compressed(harness, 'jpeg', bomb, (4096, 2160))
+            try:
+                harness.wait_for(
+                    lambda: harness.diag(fqn).get('frames_processed', 0) > before, 1.0)
+                break
+            except AssertionError:
+                continue
+        assert harness.diag(fqn).get('frames_processed', 0) > before, proc.output()
+        harness.spin(0.5)  # well inside the decode
+        assert proc.alive()
+        start = time.monotonic()
+        code = proc.stop(timeout=30)
+        elapsed = time.monotonic() - start
+    finally:
+        harness.destroy()
+    with open(proc.log_path) as handle:
+        log = handle.read()
+    assert code == 0, log
+    assert 'not waiting for the frame in progress' in log, log
+    assert elapsed < 4.5, (elapsed, log)  # the old 5 s join alone is longer

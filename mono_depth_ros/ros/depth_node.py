@@ -58,6 +58,10 @@ CAMERA_INFO_WAIT_S = 0.05
 SHM_SEGMENT_BYTES = 16 * 2 ** 20
 # After this many images in a row without a CameraInfo of their stamp, stop waiting for one.
 UNPAIRED_STREAK = 3
+# On SIGINT/SIGTERM, how long to wait for the frame in progress: a stop must not wait on a
+# long decode or inference (the worker drops its frame at the next check, or dies with the
+# process).
+EXIT_WAIT_S = 0.5
 
 
 def bundled_model_path() -> str:
@@ -206,9 +210,9 @@ class DepthRuntime:
         if not self.meta.is_metric and self.scale is None:
             self.log.warn(self._relative_warning())
 
-    def deactivate(self) -> bool:
-        """Stop the worker and destroy the topics; return False if the worker is stuck."""
-        stopped = self._stop_worker()
+    def deactivate(self, wait_s: float = 5.0) -> bool:
+        """Stop the worker and destroy the topics; return False if it is still busy."""
+        stopped = self._stop_worker(wait_s)
         for destroy, entity in self._entities:
             try:
                 destroy(entity)
@@ -232,11 +236,19 @@ class DepthRuntime:
         self.backend = self.meta = self.frames = self.scale = None
         self.configured = False
 
-    def shutdown(self) -> None:
-        """Deactivate and clean up, whichever applies."""
+    def shutdown(self, wait_s: float = 5.0) -> None:
+        """
+        Deactivate and clean up, whichever applies.
+
+        ``wait_s`` bounds the wait for a frame in progress. At process exit it is short
+        (:data:`EXIT_WAIT_S`): the worker is a daemon thread, and a long decode or inference
+        is abandoned rather than waited for; the backend is then left to the exit.
+        """
         stopped = True
         if self.active:
-            stopped = self.deactivate()
+            stopped = self.deactivate(wait_s)
+            if not stopped:
+                self.log.info(f'not waiting for the frame in progress ({wait_s:g} s passed)')
         if stopped and self.configured:
             self.cleanup()
 
@@ -512,6 +524,8 @@ class DepthRuntime:
         except image_codec.ImageDecodeError as exc:
             self._bad(exc.counter, str(exc))  # each decode error class names its counter
             return
+        if self._stop.is_set():
+            return  # stopping: the decoded frame is not worth an inference
         h, w = rgb.shape[:2]
         t1, cpu1 = time.perf_counter(), time.thread_time()
         self.stats.stage('decode', t1 - t0)
@@ -664,8 +678,8 @@ class DepthNode(Node):
         self.runtime.activate()
 
     def stop(self) -> None:
-        """Stop the worker, destroy the topics and release the backend."""
-        self.runtime.shutdown()
+        """Stop the worker, destroy the topics and release the backend (process exit)."""
+        self.runtime.shutdown(EXIT_WAIT_S)
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,7 @@ import sys
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
 from mono_depth_ros.ros import transport
-from mono_depth_ros.ros.depth_node import DepthRuntime, StartupError
+from mono_depth_ros.ros.depth_node import DepthRuntime, EXIT_WAIT_S, StartupError
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 import rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -94,7 +94,7 @@ class ManagedDepthNode(LifecycleNode):
 
     def stop(self) -> None:
         """Release everything the runtime holds, whatever the state (SIGINT, SIGTERM)."""
-        self.runtime.shutdown()
+        self.runtime.shutdown(EXIT_WAIT_S)
 
 
 def help_text() -> str:
