@@ -66,3 +66,31 @@ def brightness_model(path, height=24, width=32, kind='metric', slow_matmuls=0,
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return meta
+
+
+def slow_brightness_model(path, height, width, target_ms=150.0, **kwargs):
+    """
+    Write ``brightness_model`` with enough matrix products to take about ``target_ms``.
+
+    The cost of one 512x512 product is measured here, with ONNX Runtime as the node runs it,
+    so the model is slow on a fast idle machine too: a fixed number of products took 29 ms on
+    one idle machine and 80 ms on a loaded one. A loaded machine only makes it slower. Returns
+    the number of products used.
+    """
+    import time
+
+    import onnxruntime as ort
+    probe_count = 8
+    brightness_model(path, height, width, slow_matmuls=probe_count, **kwargs)
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    feed = {'image': np.zeros((1, height, width, 3), np.uint8)}
+    session.run(None, feed)
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        session.run(None, feed)
+        runs.append(time.perf_counter() - start)
+    per_product_ms = max(min(runs) * 1000.0 / probe_count, 1e-3)
+    count = int(min(max(np.ceil(target_ms / per_product_ms), probe_count), 4000))
+    brightness_model(path, height, width, slow_matmuls=count, **kwargs)
+    return count

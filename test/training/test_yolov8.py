@@ -162,13 +162,16 @@ def test_onnx_export_matches_pytorch(yolov8n, tmp_path):
 
 
 def test_overfits_four_synthetic_pairs(tmp_path):
-    # The trainer's overfit test (test_trainer.py) with this network at its real size.
+    # The trainer's overfit test (test_trainer.py) with this network at its real size. A
+    # constant 0.005 let some initialisations oscillate (seeds 0-5 ended at 0.09-0.27 of the
+    # first loss); a one-cycle schedule at 0.002 for 100 steps ended at 0.027-0.048 of it for
+    # each of seeds 0-11, so the 1/10 bound below holds with a 2x margin whatever the seed.
     config = load_config(None, [
         'device=cpu', 'model.arch=yolov8n', 'model.args={}', 'data.dataset=synthetic',
         'data.num_workers=0', 'augment.enabled=false', 'train.progress=false',
         'train.tensorboard=false', 'optim.grad_clip=1.0', 'data.synthetic.train_size=4',
-        'data.synthetic.val_size=2', 'data.batch_size=4', 'train.epochs=60',
-        'train.log_every=1', 'optim.lr=0.005', 'optim.scheduler=none', 'loss.name=berhu',
+        'data.synthetic.val_size=2', 'data.batch_size=4', 'train.epochs=100',
+        'train.log_every=1', 'optim.lr=0.002', 'optim.scheduler=onecycle', 'loss.name=berhu',
         'train.val_every=1000', 'optim.weight_decay=0', 'data.height=24', 'data.width=32'])
     mcfg = config['model']
     task = SupervisedDepthTask(build_loss(config['loss']), mcfg['min_depth'], mcfg['max_depth'])
@@ -179,7 +182,7 @@ def test_overfits_four_synthetic_pairs(tmp_path):
     summary = trainer.fit()
     with open(tmp_path / 'train_log.csv', newline='') as handle:
         losses = [float(r['loss']) for r in csv.DictReader(handle)]
-    assert summary['steps'] == 60 and len(losses) == 60
+    assert summary['steps'] == 100 and len(losses) == 100
     first, last = losses[0], min(losses[-5:])
     assert last <= first / 10, f'loss went from {first:.4f} to {last:.4f} only'
 
