@@ -1,6 +1,5 @@
 """Image and depth encodings: round trips, named errors for bad buffers, hostile input."""
 
-import time
 import tracemalloc
 
 import cv2
@@ -146,14 +145,12 @@ def _redwood_jpeg(shared_data, index=0):
 
 def test_png_bomb_is_refused_from_its_header_in_milliseconds(png_bomb):
     tracemalloc.start()
-    t0 = time.perf_counter()
     with pytest.raises(ic.ImageTooLargeError, match='20000x20000') as info:
         ic.decode_compressed('png', png_bomb)
-    elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert info.value.counter == 'too_large'
-    assert elapsed < 0.25, elapsed  # microseconds of work; the bound allows a loaded machine
+    # Memory, not time, shows that nothing was decoded: a time bound depends on the machine.
     assert peak < 1 << 20, peak  # nothing near the 1.2 GB a decode would take
     # The limit is the caller's: a generous one still refuses it, no limit is not tested here
     # (it would decode 1.2 GB).
@@ -165,17 +162,21 @@ def test_jpeg_with_a_huge_declared_size_is_refused_before_decoding(shared_data):
     data = _redwood_jpeg(shared_data)
     assert ic.jpeg_size(data) == (640, 480)
     bomb = hostile.set_jpeg_size(data, 30000, 30000)
-    t0 = time.perf_counter()
+    tracemalloc.start()
     with pytest.raises(ic.ImageTooLargeError, match='30000x30000'):
         ic.decode_compressed('jpeg', bomb)
-    assert time.perf_counter() - t0 < 0.25
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1 << 20, peak  # a decode would allocate 2.7 GB
 
 
 def test_raw_image_with_a_huge_declared_size_is_refused_before_its_buffer_is_read():
-    t0 = time.perf_counter()
+    tracemalloc.start()
     with pytest.raises(ic.ImageTooLargeError):
         ic.decode_image('rgb8', 100000, 100000, 300000, b'')  # not TruncatedBufferError
-    assert time.perf_counter() - t0 < 0.1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1 << 20, peak
     rgb = _smooth_rgb()
     step, data = ic.encode_image(rgb, 'rgb8')
     with pytest.raises(ic.ImageTooLargeError):

@@ -1,6 +1,7 @@
 """sample_camera: file sources, lazy synthetic rendering, start-up time, --help, bad values."""
 
 import subprocess
+import threading
 import time
 
 import cv2
@@ -120,13 +121,19 @@ def test_render_ahead_renders_only_a_window_when_the_loop_does_not_fit():
 
 
 def test_render_ahead_never_blocks_and_reports_a_render_error():
-    render, _ = _counting_render(delay=0.3)
-    frames = RenderAhead(render, count=4, keep=4)
+    release = threading.Event()
+
+    def held(index):  # rendering cannot finish until the test lets it
+        release.wait(30.0)
+        return np.full((2, 3, 3), index, np.uint8), None
+    frames = RenderAhead(held, count=4, keep=4)
     try:
-        t0 = time.monotonic()
-        assert frames.take(0) is None  # not rendered yet: the tick waits, never blocks
-        assert time.monotonic() - t0 < 0.2
+        # Not rendered yet: the tick gets nothing and goes on. Had take() waited for the
+        # render, it would return only after the release, which comes after it.
+        assert frames.take(0) is None
+        assert not release.is_set()
     finally:
+        release.set()
         frames.close()
 
     def broken(index):
