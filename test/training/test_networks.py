@@ -22,6 +22,8 @@ SMALL_ARGS = {
         {'arch': 'squeezenet_unet', 'args': {'decoder_channels': (16, 8, 8)}},
         {'arch': 'eigen_multiscale', 'args': {'width': 0.125, 'hidden': 16}}],
         'meta_width': 4, 'meta_levels': 2},
+    'fastdepth': {'encoder_channels': (4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8),
+                  'decoder_channels': (8, 8, 8, 8, 4)},
 }
 # Multiples of 32, and sizes that are not (odd ones included): every network takes them all.
 SIZES = ((64, 64), (96, 128), (70, 90))
@@ -173,7 +175,7 @@ def test_build_model_validates_names():
         build_model('vgg16_unet')
     assert set(ARCHITECTURES) == {'mobilenetv2_unet', 'squeezenet_unet', 'resnet18_monodepth',
                                   'eigen_multiscale', 'yolov8n', 'yolov8s',
-                                  'stacked_ensemble'}
+                                  'stacked_ensemble', 'fastdepth'}
 
 
 @pytest.mark.parametrize('arch', [a for a in ARCHITECTURES
