@@ -798,8 +798,3 @@ class FrameProcessor:
         result.cloud = self.packer.pack(sub, cam, colour, result.min_depth, result.max_depth,
                                         validated=True)
         result.cloud_camera = cam
-
-
-def describe_config(config: FrameConfig) -> Dict[str, Any]:
-    """Return the config as a plain dict (for logs and benchmark reports)."""
-    return {k: getattr(config, k) for k in FrameConfig.__dataclass_fields__}

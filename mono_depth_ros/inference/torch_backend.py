@@ -26,7 +26,6 @@ from mono_depth_ros.inference.base import Backend, BackendError
 import numpy as np
 
 TORCHSCRIPT_META = 'meta.json'
-TORCHSCRIPT_EXTENSIONS = ('.ts', '.torchscript', '.jit')
 
 
 def graph_module(model, meta: ModelMeta):

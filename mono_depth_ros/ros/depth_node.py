@@ -309,9 +309,6 @@ class DepthRuntime:
                 'publishing depth/relative only, no depth or points; set scale_source '
                 '(ground_plane, sparse_depth, range or fixed) for metric output')
 
-    def _depth_range(self, cfg) -> Tuple[float, float]:
-        return node_params.effective_depth_range(cfg, self.meta.min_depth, self.meta.max_depth)
-
     def _on_set_parameters(self, params) -> SetParametersResult:
         cfg = dict(self.cfg)
         for p in params:

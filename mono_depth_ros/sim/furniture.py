@@ -169,7 +169,6 @@ def picture(rng: np.random.Generator) -> Tuple[List[Part], float]:
 
 FLOOR_KINDS = (('bookshelf', bookshelf), ('cabinet', cabinet), ('table', table),
                ('chair', chair), ('sofa', sofa))
-WALL_KINDS = (('picture', picture), ('picture', picture))
 
 
 def _to_world(parts: Sequence[Part], origin: np.ndarray, yaw: float) -> List[Placed]:

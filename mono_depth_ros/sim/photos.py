@@ -20,8 +20,6 @@ import cv2
 import numpy as np
 
 PHOTO_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.webp')
-# Where Debian's wallpaper packages install their photographs.
-SYSTEM_PHOTO_DIRS = ('/usr/share/backgrounds', '/usr/share/wallpapers')
 MAX_SIDE = 512  # decoded photos are kept at most this large (pixels)
 
 _CACHE: Dict[Tuple[str, ...], List[np.ndarray]] = {}

@@ -25,7 +25,6 @@ on the device, so every dataset returns images in [0, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-import math
 from typing import Any, Mapping, Optional, Sequence
 
 import cv2
@@ -227,8 +226,3 @@ def normalize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """Return the per-sample seed: the same sample gets the same draws after a resume."""
     return int(np.random.default_rng([int(seed), int(epoch), int(index)]).integers(2 ** 62))
-
-
-def roll_is_exact(intrinsics: Intrinsics, tol: float = 1e-6) -> bool:
-    """Return True when a roll about (cx, cy) is an exact camera rotation (fx == fy)."""
-    return math.isclose(intrinsics.fx, intrinsics.fy, rel_tol=tol)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -175,8 +174,3 @@ def read_depth_png(path: str, scale: float) -> np.ndarray:
     if raw.ndim != 2:
         raise DatasetError(f'{path}: depth image has {raw.shape[2]} channels, expected 1')
     return raw.astype(np.float32) * np.float32(scale)
-
-
-def intrinsics_matrix(intrinsics: Intrinsics) -> np.ndarray:
-    """Return K as float32 (the form the samples carry)."""
-    return intrinsics.K.astype(np.float32)

@@ -194,14 +194,6 @@ class EngineBuilder:
         return bytes(serialized)
 
 
-def onnx_input_shape(onnx_path: str) -> Tuple:
-    """Return the ONNX input's dims (ints, -1 for symbolic) without loading the weights."""
-    import onnx
-    model = onnx.load(onnx_path, load_external_data=False)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField('dim_value') else -1 for d in dims)
-
-
 def onnx_meta(onnx_path: str) -> ModelMeta:
     """Read ModelMeta from an ONNX file's metadata properties."""
     import onnx

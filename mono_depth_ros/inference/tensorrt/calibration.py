@@ -87,11 +87,6 @@ class CalibrationBatcher:
     def __len__(self) -> int:
         return (len(self.files) + self.batch_size - 1) // self.batch_size
 
-    @property
-    def sample_shape(self):
-        """Shape of one preprocessed image (without the batch axis)."""
-        return self.preprocess(np.zeros((8, 8, 3), np.uint8)).shape[1:]
-
     def batches(self) -> Iterator[np.ndarray]:
         """Yield contiguous batches; the last one may hold fewer than batch_size images."""
         for start in range(0, len(self.files), self.batch_size):
