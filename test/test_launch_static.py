@@ -1,4 +1,4 @@
-"""The launch file, config and package metadata agree with DESIGN.md, read statically."""
+"""The launch file, config and package metadata agree with the documented interface, read statically."""
 
 import ast
 from pathlib import Path

@@ -1,7 +1,7 @@
 """
 What a depth model needs to run, carried inside the model file.
 
-One schema, three carriers (DESIGN.md):
+One schema, three carriers:
 
 * an ONNX file: one metadata property per field, the value JSON-encoded
   (:meth:`ModelMeta.to_onnx_props` / :meth:`ModelMeta.from_onnx_props`);
