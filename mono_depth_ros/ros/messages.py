@@ -2,7 +2,7 @@
 Thin conversions between sensor_msgs and numpy (the only module here that builds messages).
 
 Message payloads are assigned as ``bytes``: assigning a numpy array to a ``uint8[]`` field
-costs about 300x more in rclpy (its array-to-sequence conversion checks every element).
+costs about 300x more in rclpy, as measured on a 640x480 frame.
 """
 
 from __future__ import annotations
