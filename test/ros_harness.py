@@ -51,10 +51,10 @@ def executable(name):
 class Process:
     """A running executable with its output captured to a file."""
 
-    def __init__(self, name, args, log_dir, tag=''):
+    def __init__(self, name, args, log_dir, tag='', env=None):
         self.log_path = os.path.join(log_dir, f'{name}{tag}.log')
         self._log = open(self.log_path, 'w')
-        self.popen = subprocess.Popen([executable(name), '--ros-args', *args],
+        self.popen = subprocess.Popen([executable(name), '--ros-args', *args], env=env,
                                       stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
