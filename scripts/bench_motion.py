@@ -33,7 +33,6 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
-from mono_depth_ros.core import motion as mo  # noqa: E402
 from mono_depth_ros.core import scale as sc  # noqa: E402
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor  # noqa: E402
 from mono_depth_ros.core.intrinsics import Intrinsics  # noqa: E402

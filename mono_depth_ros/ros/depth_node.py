@@ -292,7 +292,11 @@ class DepthRuntime:
             sparse_max_age=float(cfg['sparse_max_age']),
             scale_smoothing=float(cfg['scale_smoothing']),
             scale_max_jump=float(cfg['scale_max_jump']), scale_hold=float(cfg['scale_hold']),
-            scale_min_inliers=int(cfg['scale_min_inliers']))
+            scale_min_inliers=int(cfg['scale_min_inliers']),
+            combine=str(cfg['scale_combine']),
+            motion_min_baseline=float(cfg['motion_min_baseline']),
+            motion_max_keyframe_age=float(cfg['motion_max_keyframe_age']),
+            motion_tracks=int(cfg['motion_tracks']))
         config.validate()
         return config
 
@@ -300,9 +304,11 @@ class DepthRuntime:
         """Return the scale source of the configuration (None for scale_source none)."""
         if cfg['scale_source'] == 'none':
             return None
+        # Only what the model's metadata leaves unknown is fitted (a shift, or not).
         return scale_sources.ScaleEstimator(
             self._scale_config(cfg), scale_sources.base_kind(self.meta.output_mode),
-            metric_model=self.meta.is_metric)
+            metric_model=self.meta.is_metric, fit_shift=self.meta.unknown == 'scale_shift',
+            log=self.log.warn)
 
     def _relative_warning(self) -> str:
         return (f'relative model ({self.meta.output_mode}: no metres) and scale_source none: '
@@ -538,7 +544,15 @@ class DepthRuntime:
         self._output_size(cfg, w, h)  # warns when the size is capped
         source = None
         if self.scale is not None:
-            source = self.scale.for_frame(self._stamp_s(msg.header), camera)
+            image = pose = None
+            if 'motion' in self.scale.config.sources():
+                # The camera's pose in odom_frame at the image's stamp (None: missing, which
+                # the motion source counts and holds through).
+                image = rgb
+                tf = getattr(self, 'tf', None)
+                pose = tf.lookup(str(cfg['odom_frame']), msg.header.frame_id,
+                                 stamp_ns(msg.header)) if tf is not None else None
+            source = self.scale.for_frame(self._stamp_s(msg.header), camera, image, pose)
         try:
             result = self.frames.run(rgb, camera, self._config_for(cfg, wanted), scale=source)
         except NonFiniteOutputError as exc:

@@ -99,7 +99,20 @@ PARAMETERS: Tuple[Param, ...] = (
     Param('scale_source', 'none', 'where metric scale comes from: none (metric models only; a '
           'relative model then publishes depth/relative alone), ground_plane (camera_height, '
           'camera_pitch), sparse_depth (the sparse_depth or sparse_points topic), range (the '
-          'range topic), fixed (scale, shift)', read_only=True, choices=SCALE_SOURCES),
+          "range topic), fixed (scale, shift), motion (the camera's own motion: odom_frame "
+          'to the image frame through tf)', read_only=True, choices=SCALE_SOURCES),
+    Param('scale_combine', '', 'more sources fitted together with scale_source in one '
+          'weighted fit, comma-separated with optional weights (scale_source weighs 1): '
+          "'range', 'sparse_depth:2,range'; empty = scale_source alone", read_only=True),
+    Param('odom_frame', 'odom', 'motion: the fixed frame whose transform to the image frame '
+          'gives the camera pose (REP 105 odom)', read_only=True),
+    Param('motion_min_baseline', 0.05, 'motion: least camera travel from the keyframe to '
+          'triangulate, m; less (standing, rotating in place) holds the last scale',
+          read_only=True, float_range=(0.001, 10.0)),
+    Param('motion_max_keyframe_age', 1.0, 'motion: a keyframe older than this is replaced, s',
+          read_only=True, float_range=(0.05, 60.0)),
+    Param('motion_tracks', 150, 'motion: features tracked from each keyframe',
+          read_only=True, int_range=(8, 5000)),
     Param('camera_height', 0.0, 'ground_plane: height of the camera above a flat floor, m',
           float_range=(0.0, 100.0)),
     Param('camera_pitch', 0.0, 'ground_plane: downward pitch of the optical axis, rad '
