@@ -2,7 +2,7 @@
 Thin conversions between sensor_msgs and numpy (the only module here that builds messages).
 
 Message payloads are assigned as ``bytes``: assigning a numpy array to a ``uint8[]`` field
-costs about 300x more in rclpy, as measured on a 640x480 frame.
+costs 58 ms for a 921 KB image in rclpy, against 0.2 ms for ``bytes`` (about 300x).
 """
 
 from __future__ import annotations
