@@ -55,8 +55,9 @@ class Param:
 
 PARAMETERS: Tuple[Param, ...] = (
     # -- model and backend (read-only: a change needs a restart) -----------------------------
-    Param('model_path', '', 'ONNX model, TensorRT engine or checkpoint; empty = the bundled '
-          'model', read_only=True),
+    Param('model_path', '', 'ONNX model, TensorRT engine, or TorchScript (with '
+          'trust_model_code); empty = the bundled model. A training checkpoint is refused: '
+          'export it with training/export_onnx.py', read_only=True),
     Param('backend', 'auto', 'inference backend', read_only=True, choices=BACKENDS),
     Param('precision', 'fp32', 'inference precision (TensorRT; torch on CUDA)', read_only=True,
           choices=PRECISIONS),
