@@ -49,7 +49,9 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Range
 
-BUNDLED_MODEL = 'starter_indoor.onnx'
+#: FastDepth (NYU), see models/README.md; the former default, starter_indoor.onnx, is
+#: still shipped beside it
+BUNDLED_MODEL = 'fastdepth_nyu.onnx'
 WARN_PERIOD_S = 2.0
 LOG_TEXT_LIMIT = 300  # characters of any input-derived text (an encoding name) in a log line
 # How long the worker waits for the CameraInfo of an image that arrived before it.
