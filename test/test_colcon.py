@@ -49,7 +49,8 @@ def test_install_holds_executables_launch_config_rviz_model_and_index(colcon_ws)
     for rel in ('package.xml', 'launch/depth.launch.py', 'config/depth.yaml', 'config/depth.rviz',
                 'config/fastdds_large_shm.xml', 'config/intrinsics/kinect_nyu.yaml',
                 'config/intrinsics/kitti.yaml', 'config/nav2_depth_costmap.yaml',
-                'launch/depth_rtabmap.launch.py', 'models/starter_indoor.onnx'):
+                'launch/depth_rtabmap.launch.py', 'models/starter_indoor.onnx',
+                'models/fastdepth_nyu.onnx'):
         assert (share / rel).is_file(), f'{rel} is not installed under {share}'
     marker = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE
     assert marker.is_file()

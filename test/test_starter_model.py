@@ -1,22 +1,16 @@
-"""The bundled starter model: its file, its metadata, and that it beats the floors on real NYU."""
+"""The starter model (shipped beside the default): its file, its metadata, it beats the floors."""
 
 import os
 
-from mono_depth_ros.ros.depth_node import BUNDLED_MODEL, bundled_model_path
 import pytest
 from script_module import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(REPO, 'models', BUNDLED_MODEL)
+MODEL = os.path.join(REPO, 'models', 'starter_indoor.onnx')
 
 
-def test_bundled_model_file_and_metadata():
+def test_starter_model_file_and_metadata():
     from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
-    assert BUNDLED_MODEL == 'starter_indoor.onnx'
-    # the installed share/ copy (colcon) or this source tree's file
-    installed = bundled_model_path()
-    assert os.path.basename(installed) == BUNDLED_MODEL and os.path.isfile(installed)
-    assert os.path.getsize(installed) == os.path.getsize(MODEL)
     assert os.path.getsize(MODEL) <= 20 * 2 ** 20
     assert not os.path.exists(os.path.join(REPO, 'models', 'mono_depth.onnx'))
     backend = OnnxRuntimeBackend.from_file(MODEL)
@@ -28,7 +22,7 @@ def test_bundled_model_file_and_metadata():
 
 
 @pytest.mark.needs_torch  # the floors and evaluate.py live on the training side
-def test_bundled_model_beats_both_floors_on_held_out_nyu_scenes(shared_data, tmp_path):
+def test_starter_model_beats_both_floors_on_held_out_nyu_scenes(shared_data, tmp_path):
     """Median-scaled delta1 through evaluate.py (the node's pipeline) vs scripts/floors.py."""
     split = load_script('real_split')
     split.build(str(shared_data), str(tmp_path / 'real'))
