@@ -71,6 +71,22 @@ def test_explicit_backends_fail_with_reasons(tmp_path):
         create_backend('auto', str(tmp_path / 'missing.onnx'))
 
 
+@pytest.mark.parametrize('backend', ['auto', 'torch'])
+def test_a_checkpoint_is_refused_with_the_export_even_without_torch(tmp_path, monkeypatch,
+                                                                    backend):
+    from mono_depth_ros.inference.torch_backend import TorchBackend
+    # A robot without torch: the refusal must name the export, not the missing torch.
+    monkeypatch.setattr(TorchBackend, 'is_available',
+                        classmethod(lambda cls: (False, 'torch not importable (test)')))
+    ckpt = tmp_path / 'best.pt'
+    ckpt.write_bytes(b'PK\x05\x06' + bytes(18))  # an empty zip, as torch.save's is a zip
+    with pytest.raises(BackendError) as info:
+        create_backend(backend, str(ckpt))
+    assert 'training checkpoint' in str(info.value)
+    assert 'training/export_onnx.py --checkpoint' in str(info.value)
+    assert 'torch not importable' not in str(info.value)
+
+
 def test_trt_major():
     assert trt_major('8.6.1.6') == 8 and trt_major('10.3.0') == 10
     with pytest.raises(BackendError):

@@ -216,6 +216,15 @@ def create_backend(name: str, model_path: str, precision: str = 'fp32',
     if not os.path.isfile(model_path):
         raise BackendError(f'model file not found: {model_path}')
     names = auto_order(model_path) if name == 'auto' else [name]
+    if 'torch' in names and os.path.splitext(model_path)[1].lower() in ('.pt', '.pth'):
+        # A training checkpoint is refused for what it is, with the export to run, before
+        # any backend is asked: without torch installed the refusal would blame torch.
+        from mono_depth_ros.inference.torch_backend import is_torchscript_archive
+        if not is_torchscript_archive(model_path):
+            raise BackendError(
+                f'{model_path} is a training checkpoint, not a model file the node runs: '
+                f'export it first with python training/export_onnx.py --checkpoint '
+                f'{model_path} --output model.onnx, then set model_path to model.onnx')
     reasons = []
     for candidate in names:
         try:
