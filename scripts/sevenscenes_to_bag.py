@@ -67,9 +67,8 @@ def transform_stamped(ts, ns: int, parent: str, child: str, matrix: np.ndarray):
     return t['geometry_msgs/msg/TransformStamped'](
         header=header(ts, ns, parent), child_frame_id=child,
         transform=t['geometry_msgs/msg/Transform'](
-            translation=t['geometry_msgs/msg/Vector3'](x=float(matrix[0, 3]),
-                                                      y=float(matrix[1, 3]),
-                                                      z=float(matrix[2, 3])),
+            translation=t['geometry_msgs/msg/Vector3'](
+                x=float(matrix[0, 3]), y=float(matrix[1, 3]), z=float(matrix[2, 3])),
             rotation=t['geometry_msgs/msg/Quaternion'](x=float(x), y=float(y), z=float(z),
                                                        w=float(w))))
 
@@ -83,8 +82,8 @@ def camera_info(ts, ns: int, frame: str, k: np.ndarray, width: int, height: int)
         distortion_model='plumb_bob', d=np.zeros(5), k=k.reshape(-1).astype(np.float64),
         r=np.eye(3).reshape(-1), p=p.reshape(-1),
         binning_x=0, binning_y=0,
-        roi=ts.types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0,
-                                                          width=0, do_rectify=False))
+        roi=ts.types['sensor_msgs/msg/RegionOfInterest'](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
 
 def raw_image(ts, ns: int, frame: str, array: np.ndarray, encoding: str):
@@ -97,7 +96,8 @@ def raw_image(ts, ns: int, frame: str, array: np.ndarray, encoding: str):
         data=np.frombuffer(array.tobytes(), np.uint8))
 
 
-def compressed_image(ts, ns: int, frame: str, data: bytes, fmt: str = 'rgb8; jpeg compressed bgr8'):
+def compressed_image(ts, ns: int, frame: str, data: bytes,
+                     fmt: str = 'rgb8; jpeg compressed bgr8'):
     """Return a sensor_msgs/CompressedImage (image_transport's ``compressed`` format string)."""
     return ts.types['sensor_msgs/msg/CompressedImage'](
         header=header(ts, ns, frame), format=fmt, data=np.frombuffer(data, np.uint8))

@@ -14,9 +14,10 @@ silent partial load.
 A folded convolution gets the folded weight and its batch norm becomes an identity plus
 the folded bias (weight 1, bias b, running mean 0, running variance 1 - eps, so
 ``sqrt(var + eps)`` is exactly 1 in eval mode), the convention of
-:mod:`training.tflite_import`. Such batch norms must stay in eval mode while fine-tuning
-(batch statistics would undo the folding): freeze the encoder (``freeze_encoder: true``),
-which keeps its batch norms in eval mode, as the rosbag adaptation config does.
+:mod:`training.tflite_import`. Batch statistics would undo the folding, so those batch
+norms become :class:`FoldedBatchNorm2d`: the same parameters and state-dict keys (a
+checkpoint rebuilds a plain network), but they always normalise with the stored
+statistics, in training too; their scale and bias still train.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
+
+
+class FoldedBatchNorm2d(nn.BatchNorm2d):
+    """A batch norm that holds a folded convolution's bias: running statistics always."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise with the stored statistics whatever the mode (no batch statistics)."""
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            False, 0.0, self.eps)
 
 
 class OnnxInitError(ValueError):
@@ -111,7 +122,7 @@ def load_onnx_weights(net: nn.Module, path: str, height: int, width: int) -> int
         for k, ((conv, bn), (weight, bias)) in enumerate(zip(torch_convs, onnx_convs)):
             if tuple(conv.weight.shape) != tuple(weight.shape):
                 raise OnnxInitError(f'{path}: convolution {k} is {tuple(weight.shape)}, the '
-                                    f'network\'s {tuple(conv.weight.shape)}')
+                                    f'network has {tuple(conv.weight.shape)}')
             conv.weight.copy_(torch.from_numpy(np.array(weight, np.float32)))
             bias_t = torch.zeros(weight.shape[0]) if bias is None else \
                 torch.from_numpy(np.array(bias, np.float32))
@@ -122,10 +133,12 @@ def load_onnx_weights(net: nn.Module, path: str, height: int, width: int) -> int
                 bn.bias.copy_(bias_t)
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)
+                if type(bn) is nn.BatchNorm2d:
+                    bn.__class__ = FoldedBatchNorm2d
             elif conv.bias is not None:
                 conv.bias.copy_(bias_t)
             elif bias is not None and np.any(bias != 0):
-                raise OnnxInitError(f'{path}: convolution {k} has a bias the network\'s lacks')
+                raise OnnxInitError(f'{path}: convolution {k} has a bias; the network has none')
     return len(torch_convs)
 
 

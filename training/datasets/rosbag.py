@@ -344,8 +344,8 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
         (lambda frame: frame)
     first_frame = images[0][1]
     if not tf.can_connect(target, source_of(first_frame)):
-        raise BagError(f'{path}: no transform chain from {target!r} to the images\' frame '
-                       f'{first_frame!r}; frames in the bag\'s tf: '
+        raise BagError(f'{path}: no transform chain from {target!r} to the frame of the '
+                       f'images {first_frame!r}; frames in the tf of the bag: '
                        f'{", ".join(tf.frames()) or "none"}')
     info_stamps = sorted(infos)
     depth_stamps = sorted(depths)
