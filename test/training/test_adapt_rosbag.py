@@ -1,4 +1,4 @@
-"""Adapting the bundled model to a recording: ONNX init, and the documented command on real frames."""
+"""Adapting the bundled model to a recording: ONNX init; the documented command on real frames."""
 
 import os
 import subprocess
@@ -73,8 +73,8 @@ def _photometric(config, bag, checkpoint=None):
     return total / count
 
 
-def test_the_documented_command_adapts_the_bundled_model_on_real_frames(shared_data, tmp_path,
-                                                                         one_thread):
+def test_the_documented_command_adapts_the_bundled_model_on_real_frames(
+        shared_data, tmp_path, one_thread):
     from mono_depth_ros.core.frame import FrameConfig, FrameProcessor
     from mono_depth_ros.inference.base import create_backend
     from training.config import load_config

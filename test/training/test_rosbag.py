@@ -28,7 +28,7 @@ def _translation(x, y=0.0, z=0.0):
 
 
 def _texture(seed):
-    """A smooth random texture (JPEG keeps it to a few grey levels)."""
+    """Return a smooth random texture (JPEG keeps it to a few grey levels)."""
     import cv2
     coarse = np.random.default_rng(seed).integers(0, 255, (H // 8, W // 8, 3), dtype=np.uint8)
     return cv2.resize(coarse, (W, H), interpolation=cv2.INTER_CUBIC)
@@ -38,8 +38,10 @@ def write_bag(path, image_ns, pose_at=None, pose_ns=None, info_ns=None, k_at=Non
               compressed=False, jpeg_at=None, odometry=False, tf=True, storage='mcap',
               extra=None):
     """
-    Write a small bag: images at image_ns, camera_info at info_ns (default: the same),
-    odom -> base poses pose_at(ns) at pose_ns (default image_ns), base -> camera static.
+    Write a small bag and return its path.
+
+    Images at image_ns, camera_info at info_ns (default: the same), odom -> base poses
+    pose_at(ns) at pose_ns (default image_ns), base -> camera static.
     """
     from rosbags.rosbag2 import StoragePlugin
     pose_at = pose_at or (lambda ns: _translation(0.1 * (ns - T0) / 1e8))
