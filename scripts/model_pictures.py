@@ -35,14 +35,14 @@ def _read_pair(rgb_path, depth_path, scale):
     return rgb, depth
 
 
-def samples(data: str):
+def samples(data: str, nyu_note: str = 'held out'):
     """Yield (label, rgb, depth m, intrinsics): real samples first, then a synthetic room."""
     nyu = os.path.join(data, 'nyu')
     if os.path.isdir(nyu):
         for stem in ('0010', '0013'):
             rgb, depth = _read_pair(os.path.join(nyu, 'rgb', f'{stem}.png'),
                                     os.path.join(nyu, 'depth', f'{stem}.png'), 0.001)
-            yield f'NYU {stem} (real, held out)', rgb, depth, preset('kinect_nyu')
+            yield f'NYU {stem} (real, {nyu_note})', rgb, depth, preset('kinect_nyu')
     red = os.path.join(data, 'redwood')
     if os.path.isdir(red):
         rgb, depth = _read_pair(os.path.join(red, 'color', '00002.jpg'),
@@ -70,11 +70,13 @@ def main(argv=None) -> int:
     parser.add_argument('--output', default=os.path.join(HERE, 'docs', 'images',
                                                          'starter_indoor.png'))
     parser.add_argument('--data', default=os.path.join(HERE, '..', 'shared', 'data'))
+    parser.add_argument('--nyu-note', default='held out',
+                        help='what the NYU rows are to this model (their label)')
     args = parser.parse_args(argv)
     backend = create_backend('onnxruntime', args.model)
     processor = FrameProcessor(backend.meta, backend, FrameConfig(depth_upsampling='bilinear'))
     rows = []
-    for name, rgb, gt, camera in samples(args.data):
+    for name, rgb, gt, camera in samples(args.data, args.nyu_note):
         pred = processor.run(rgb, camera).depth
         valid = np.isfinite(gt) & (gt > 0)
         near, far = np.percentile(gt[valid], [2, 98])
