@@ -38,8 +38,9 @@ ARGUMENTS = [
     ('image_topic', '/camera/image_raw', 'input image topic (sensor_msgs/Image); for '
      'input_transport compressed, <image_topic>/compressed is used'),
     ('camera_info_topic', '/camera/camera_info', 'CameraInfo topic of the input camera'),
-    ('model_path', '', 'ONNX model, TensorRT engine or checkpoint; empty = the params file '
-     'value (default: the bundled model)'),
+    ('model_path', '', 'ONNX model or TensorRT engine (a training checkpoint is exported '
+     'first with training/export_onnx.py); empty = the params file value (default: the '
+     'bundled model)'),
     ('backend', '', 'inference backend: auto, tensorrt, onnxruntime or torch; empty = the '
      'params file value (default: auto)'),
     ('intrinsics', '', 'camera_info, kinect, kitti or manual (fx fy cx cy in the params '
@@ -47,7 +48,9 @@ ARGUMENTS = [
     ('params_file', '', 'YAML parameters for the node, applied over config/depth.yaml; '
      'empty = config/depth.yaml only'),
     ('namespace', '', 'namespace of the node and its topics (one per camera)'),
-    ('use_sample_camera', 'false', 'also start sample_camera with synthetic rooms'),
+    ('use_sample_camera', 'false', 'also start sample_camera (see sample_source)'),
+    ('sample_source', 'synthetic', "what sample_camera plays: 'synthetic' rooms, a folder of "
+     'pictures, or a video file'),
     ('rviz', 'false', 'also start RViz with config/depth.rviz (skipped with an error '
      'message when rviz2 is not installed)'),
     ('managed', 'false', 'start depth_node_managed (a lifecycle node; its autostart '
@@ -109,7 +112,8 @@ def launch_setup(context):
         actions.append(Node(
             package=PACKAGE, executable='sample_camera', name='sample_camera',
             namespace=arg['namespace'], output='screen',
-            parameters=[{'source': 'synthetic', 'rate_hz': 15.0}], remappings=remap))
+            parameters=[{'source': os.path.expanduser(arg['sample_source']) or 'synthetic',
+                         'rate_hz': 15.0}], remappings=remap))
     if arg['rviz'].lower() in TRUE:
         if installed('rviz2'):
             actions.append(Node(

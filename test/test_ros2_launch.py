@@ -13,6 +13,8 @@ import re
 import shutil
 import time
 
+import cv2
+import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from ros2_tools import Launch, ros2
@@ -82,8 +84,16 @@ def two_cameras(colcon_ws, ros, tmp_path_factory):
     rviz = [] if rviz2_installed(env) else ['rviz:=true']
     front = Launch(launch_args('front', params, 'use_sample_camera:=true', *rviz),
                    env, logs / 'front.log')
+    # The rear camera plays a folder of pictures (sample_source), the front synthetic rooms.
+    pictures = logs / 'pictures'
+    pictures.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(pictures / f'{i:03d}.png'),
+                    cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), np.uint8), (0, 0), 5))
     rear = Launch(launch_args('rear', params, 'use_sample_camera:=true',
-                              'intrinsics:=camera_info'), env, logs / 'rear.log')
+                              'intrinsics:=camera_info', f'sample_source:={pictures}'),
+                  env, logs / 'rear.log')
     node = rclpy.create_node('launch_probe')
     received = {}
     for ns in ('front', 'rear'):
@@ -99,7 +109,7 @@ def two_cameras(colcon_ws, ros, tmp_path_factory):
             rclpy.spin_once(node, timeout_sec=0.1)
             assert front.alive() and rear.alive(), front.output() + rear.output()
         yield {'front': front, 'rear': rear, 'node': node, 'received': received, 'env': env,
-               'started': time.monotonic()}
+               'started': time.monotonic(), 'pictures': pictures}
     finally:
         node.destroy_node()
         codes = {name: launch.stop() for name, launch in (('front', front), ('rear', rear))}
@@ -128,6 +138,13 @@ def test_params_file_values_win_over_arguments_not_given(two_cameras):
     assert param_get(env, '/rear/depth_node', 'cloud_decimation') == '4'
     assert (two_cameras['received']['/rear/points'][-1].width ==
             two_cameras['received']['/front/points'][-1].width)
+
+
+def test_sample_source_plays_a_folder_of_pictures(two_cameras):
+    env = two_cameras['env']
+    assert param_get(env, '/rear/sample_camera', 'source') == str(two_cameras['pictures'])
+    assert param_get(env, '/front/sample_camera', 'source') == 'synthetic'
+    assert two_cameras['received']['/rear/depth/image'], two_cameras['rear'].output()
 
 
 def test_two_namespaced_launches_do_not_cross_topics(two_cameras):
