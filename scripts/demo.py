@@ -98,9 +98,15 @@ def real_row(model_path, width, data=None):
     data = data or os.environ.get('MONO_DEPTH_SHARED_DATA') or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data')
     folder, rgb_name, depth_name = REAL_SAMPLE
-    bgr = cv2.imread(os.path.join(data, folder, rgb_name), cv2.IMREAD_COLOR)
-    gt = cv2.imread(os.path.join(data, folder, depth_name), cv2.IMREAD_UNCHANGED)
+    paths = [os.path.join(data, folder, name) for name in (rgb_name, depth_name)]
+    if not all(os.path.isfile(path) for path in paths):
+        # A user's clone has no sample data: say so in one line, not OpenCV's warnings.
+        print('demo: no real NYU sample picture here; the preview shows synthetic rooms only')
+        return None
+    bgr = cv2.imread(paths[0], cv2.IMREAD_COLOR)
+    gt = cv2.imread(paths[1], cv2.IMREAD_UNCHANGED)
     if bgr is None or gt is None:
+        print(f'demo: cannot read {paths[0]} or {paths[1]}; no real-image preview')
         return None
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     gt = gt.astype(np.float32) / 1000.0

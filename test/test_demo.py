@@ -129,3 +129,13 @@ def test_demo_stops_the_camera_when_depth_node_fails(tmp_path):
     _assert_gone(list(kids))
     assert demo.returncode == 1, out
     assert 'not found' in out  # depth_node's one-line reason, shown by the demo
+
+
+def test_demo_without_the_sample_data_says_so_in_one_line(tmp_path, capfd):
+    from script_module import load_script
+    demo = load_script('demo')
+    assert demo.real_row('unused.onnx', 640, data=str(tmp_path / 'no_data')) is None
+    out, err = capfd.readouterr()
+    assert out.strip().splitlines() == [
+        'demo: no real NYU sample picture here; the preview shows synthetic rooms only']
+    assert "can't open" not in err and 'imread' not in err, err  # no raw OpenCV warnings
