@@ -10,6 +10,7 @@ from script_module import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARTER = os.path.join(REPO, 'models', 'starter_indoor.onnx')
+FASTDEPTH = os.path.join(REPO, 'models', 'fastdepth_nyu.onnx')
 CONFIG = os.path.join(REPO, 'training', 'configs', 'adapt_rosbag.yaml')
 # A short recording: 7-Scenes frames 40-99 (2 s at 30 Hz), the camera moving 1-2 cm a frame.
 # Sources 3 cm away and the last 30 % held out leave 30 training and 7 validation triplets.
@@ -24,14 +25,15 @@ def _normalised(rgb, meta):
     return (x - mean) / std
 
 
-def test_an_onnx_export_rebuilds_into_the_network_it_came_from(one_thread):
+@pytest.mark.parametrize('path', [STARTER, FASTDEPTH], ids=['starter', 'fastdepth'])
+def test_an_onnx_export_rebuilds_into_the_network_it_came_from(path, one_thread):
     import onnxruntime as ort
     import torch
     from training.onnx_init import FoldedBatchNorm2d, network_from_onnx
-    net, meta = network_from_onnx(STARTER)
+    net, meta = network_from_onnx(path)
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (meta.input_height, meta.input_width, 3), dtype=np.uint8)
-    session = ort.InferenceSession(STARTER, providers=['CPUExecutionProvider'])
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     expected = session.run(None, {session.get_inputs()[0].name: rgb[None]})[0]
     with torch.no_grad():
         got = net.eval()(_normalised(rgb, meta)).numpy()
@@ -62,7 +64,8 @@ def _photometric(config, bag, checkpoint=None):
     if checkpoint:
         model.load_state_dict(load_checkpoint(checkpoint)['model'])
     model.eval()
-    data = RosbagDataset(bag, split='train', height=120, width=160, frame_offsets=(-1, 1),
+    data = RosbagDataset(bag, split='train', height=config['data']['height'],
+                         width=config['data']['width'], frame_offsets=(-1, 1),
                          min_baseline=0.03, val_fraction=0.3)
     total, count = 0.0, 0
     with torch.no_grad():
