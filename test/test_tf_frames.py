@@ -6,7 +6,9 @@ test_tf_node.py; here the pieces that need no ROS graph.
 """
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
+import xml.etree.ElementTree as ET
 
 from mono_depth_ros.ros import tf_frames
 import numpy as np
@@ -95,3 +97,9 @@ def test_a_tf2_buffer_gives_the_matrix_of_its_transform_chain():
     np.testing.assert_allclose(lookup.lookup('camera', 'lidar', 10 ** 9), expected, atol=1e-9)
     assert lookup.lookup('camera', 'elsewhere', 10 ** 9) is None
     assert "'elsewhere'" in lookup.reason
+
+
+def test_package_xml_declares_the_python_tf2_ros():
+    root = ET.parse(Path(__file__).resolve().parents[1] / 'package.xml').getroot()
+    # tf2_ros_py is the package of the Python module tf2_ros (tf2_ros is the C++ library).
+    assert 'tf2_ros_py' in {e.text for e in root if e.tag in ('exec_depend', 'depend')}

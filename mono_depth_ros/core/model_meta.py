@@ -89,7 +89,11 @@ import json
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from mono_depth_ros.core.camera import MAX_FOCAL_PER_PIXEL, MIN_FOCAL_PER_PIXEL
+
 FORMAT_VERSION = 3
+# Magnitude of output_scale (and at most of output_shift) a model may declare.
+OUTPUT_SCALE_RANGE = (1e-9, 1e9)
 ONNX_KEY_PREFIX = 'mono_depth.'
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -114,6 +118,12 @@ MAX_INPUT_PIXELS = 4096 * 4096
 
 class ModelMetaError(ValueError):
     """The metadata of a model file is missing, malformed or inconsistent (one line)."""
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """Return an exception's first line, cut to ``limit`` characters (input may be huge)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
 
 
 _INT_FIELDS = ('input_height', 'input_width', 'size_multiple', 'format_version')
@@ -264,6 +274,15 @@ class ModelMeta:
             raise ModelMetaError('output_scale and output_shift must be finite')
         if self.output_scale == 0:
             raise ModelMetaError('output_scale must not be 0')
+        # Depth is computed in float32 (normal from 1.2e-38): a scale like 1e-45 loads but
+        # turns every pixel into 0 or NaN. Real ones are mm->m (1e-3) up to f*B (1e3).
+        if not OUTPUT_SCALE_RANGE[0] <= abs(self.output_scale) <= OUTPUT_SCALE_RANGE[1]:
+            raise ModelMetaError(
+                f'output_scale {self.output_scale:g} is implausible (expected a magnitude of '
+                f'{OUTPUT_SCALE_RANGE[0]:g} to {OUTPUT_SCALE_RANGE[1]:g})')
+        if abs(self.output_shift) > OUTPUT_SCALE_RANGE[1]:
+            raise ModelMetaError(f'output_shift {self.output_shift:g} is implausible '
+                                 f'(expected a magnitude up to {OUTPUT_SCALE_RANGE[1]:g})')
         if not (0 < self.min_depth < self.max_depth) or not math.isfinite(self.max_depth):
             raise ModelMetaError(
                 f'depth range must satisfy 0 < min_depth < max_depth < inf, '
@@ -272,6 +291,14 @@ class ModelMeta:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ModelMetaError(f'{name} must be positive, got {value!r}')
+            # The bounds a CameraInfo's focal is held to (core/camera.py), at the input size:
+            # 1e-200 loads, then fx * fy / (train_fx * train_fy) divides by zero every frame.
+            side = max(self.input_width, self.input_height)
+            lo, hi = MIN_FOCAL_PER_PIXEL * side, MAX_FOCAL_PER_PIXEL * side
+            if value is not None and not lo <= value <= hi:
+                raise ModelMetaError(
+                    f'{name} = {value:g} is implausible for the {self.input_width}x'
+                    f'{self.input_height} network input (expected {lo:g} to {hi:g} pixels)')
         if self.focal_rescale and (self.train_fx is None or self.train_fy is None):
             raise ModelMetaError('focal_rescale needs train_fx and train_fy')
 
@@ -355,8 +382,8 @@ class ModelMeta:
         """Parse metadata from a JSON string."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelMetaError(f'metadata is not valid JSON: {exc}') from exc
+        except (ValueError, RecursionError) as exc:  # also 5000-digit ints, deep nesting
+            raise ModelMetaError(f'metadata is not valid JSON: {_first_line(exc)}') from None
         return cls.from_dict(data)
 
     def to_onnx_props(self) -> Dict[str, str]:
@@ -372,8 +399,9 @@ class ModelMeta:
                 continue
             try:
                 data[key[len(ONNX_KEY_PREFIX):]] = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ModelMetaError(f'ONNX metadata {key!r} is not valid JSON: {exc}') from exc
+            except (ValueError, RecursionError) as exc:  # also 5000-digit ints, deep nesting
+                raise ModelMetaError(f'ONNX metadata {key[:80]!r} is not valid JSON: '
+                                     f'{_first_line(exc)}') from None
         if not data:
             raise ModelMetaError(
                 f'the ONNX file carries no {ONNX_KEY_PREFIX}* metadata: export it with '

@@ -16,13 +16,11 @@ hands it over with :meth:`TorchBackend.from_module`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Tuple
-import zipfile
 
 from mono_depth_ros.core.model_meta import ModelMeta, ModelMetaError
-from mono_depth_ros.inference.base import Backend, BackendError
+from mono_depth_ros.inference.base import Backend, BackendError, is_torchscript_archive
 import numpy as np
 
 TORCHSCRIPT_META = 'meta.json'
@@ -74,21 +72,6 @@ def torch_available() -> Tuple[bool, str]:
     except ImportError as exc:
         return False, f'torch not importable ({exc})'
     return True, torch.__version__
-
-
-def is_torchscript_archive(path: str) -> bool:
-    """
-    Return True if a file is a TorchScript archive, read as a zip without loading it.
-
-    torch.jit.save writes a zip whose ``<name>/code/`` folder holds the model's TorchScript
-    source (``m/code/__torch__.py`` beside ``m/data.pkl``, torch 2.13); a checkpoint from
-    torch.save has ``data.pkl`` and ``data/`` but no code.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any('/code/' in f'/{name}' for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return False
 
 
 def untrusted_code_error(path: str) -> BackendError:
@@ -157,13 +140,13 @@ def _load_torchscript(path: str, map_location):
         raise _NotTorchScript(str(exc).strip().splitlines()[0][:200]) from exc
     text = extra[TORCHSCRIPT_META]
     if isinstance(text, bytes):
-        text = text.decode('utf-8')
+        text = text.decode('utf-8', errors='replace')
     if not text:
         raise BackendError(f'{path} has no {TORCHSCRIPT_META}: export it with '
                            'training/export_onnx.py --torchscript')
     try:
-        meta = ModelMeta.from_dict(json.loads(text))
-    except (ValueError, ModelMetaError) as exc:
+        meta = ModelMeta.from_json(text)  # huge numbers, deep nesting: one line too
+    except ModelMetaError as exc:
         raise BackendError(f'{path}: bad {TORCHSCRIPT_META}: {exc}') from exc
     return module.eval(), meta, 'torchscript'
 

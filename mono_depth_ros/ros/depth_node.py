@@ -43,6 +43,8 @@ from mono_depth_ros.inference import BackendError, create_backend
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
 from mono_depth_ros.ros import transport
+from mono_depth_ros.ros.tf_frames import FrameLookup, same_frame, transform_points
+import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
@@ -64,6 +66,9 @@ UNPAIRED_STREAK = 3
 # long decode or inference (the worker drops its frame at the next check, or dies with the
 # process).
 EXIT_WAIT_S = 0.5
+# A sample already in the image's frame (used as it is, without tf2).
+SAME_FRAME = np.eye(4)
+SAME_FRAME.setflags(write=False)
 
 
 def bundled_model_path() -> str:
@@ -136,6 +141,9 @@ class DepthRuntime:
         self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
         self.pub_diag = self.pub_relative = None
         self.scale: Optional[scale_sources.ScaleEstimator] = None
+        # tf2 lookups for sparse_points and range (created on activate for those sources).
+        self.tf: Optional[FrameLookup] = None
+        self._image_frame: Optional[str] = None  # the newest image's frame_id
 
     # -- lifecycle ----------------------------------------------------------------------------
     def configure(self) -> None:
@@ -197,6 +205,13 @@ class DepthRuntime:
         elif source == 'range':
             self._entities.append((node.destroy_subscription, node.create_subscription(
                 Range, 'range', self._on_range, qos_in)))
+        if source in ('sparse_depth', 'range'):
+            self.tf = FrameLookup(node)
+            self._entities.append((lambda tf: tf.close(), self.tf))
+            if not self.tf.available:
+                self._once('no_tf2', 'tf2_ros is not installed: sparse_points and range '
+                           "samples are used only in the image's own frame; others are "
+                           'refused (counted as bad_transform)')
         self._entities += [(node.destroy_subscription, image_sub),
                            (node.destroy_subscription, info_sub), (node.destroy_timer, timer)]
         self.judge = PeriodJudge()
@@ -221,6 +236,7 @@ class DepthRuntime:
             except Exception:  # noqa: BLE001 - the context may already be gone at shutdown
                 pass
         self._entities = []
+        self.tf = None
         self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
         self.pub_diag = self.pub_relative = None
         with self._lock:
@@ -338,6 +354,7 @@ class DepthRuntime:
     # -- callbacks (executor thread: store and return) --------------------------------------
     def _on_image(self, msg) -> None:
         with self._lock:
+            self._image_frame = msg.header.frame_id
             self.stats.count('frames_in')
             if self._pending is not None:
                 self.stats.count('dropped')
@@ -364,11 +381,15 @@ class DepthRuntime:
             self.scale.add_sparse(samples)
 
     def _on_sparse_points(self, msg: PointCloud2) -> None:
+        to_camera = self._to_camera(msg.header, 'sparse_points')
+        if to_camera is None:
+            return
         try:
             samples = scale_sources.sparse_from_cloud_buffer(
                 [(f.name, int(f.offset), int(f.datatype)) for f in msg.fields],
                 int(msg.point_step), int(msg.width) * int(msg.height), bytes(msg.data),
-                bool(msg.is_bigendian), self._stamp_s(msg.header))
+                bool(msg.is_bigendian), self._stamp_s(msg.header),
+                transform=None if to_camera is SAME_FRAME else to_camera)
         except scale_sources.ScaleError as exc:
             self._bad('sparse_points', str(exc))
             return
@@ -381,8 +402,43 @@ class DepthRuntime:
             # REP 117: +-Inf mean out of range, NaN an invalid reading; neither gives a scale.
             self._bad('range', f'range {value} outside [{msg.min_range}, {msg.max_range}]')
             return
+        to_camera = self._to_camera(msg.header, 'range')
+        if to_camera is None:
+            return
+        if to_camera is not SAME_FRAME:
+            # Another sensor's frame: the reading lies on its x axis (sensor_msgs/msg/
+            # Range.msg, field_of_view: "0 angle corresponds to the x-axis of the sensor").
+            # Its depth in the camera's frame is what the central window is compared with.
+            value = float(transform_points(to_camera, np.array([[value, 0.0, 0.0]]))[0, 2])
+            if not value > 0:
+                self._bad('bad_transform', f'range: the reading of {msg.header.frame_id!r} '
+                          'lies behind the camera')
+                return
         if self.scale is not None:
             self.scale.add_range(self._stamp_s(msg.header), value)
+
+    def _to_camera(self, header, topic: str) -> Optional[np.ndarray]:
+        """
+        Return the map of a sample from its frame to the image's, at its stamp, or None.
+
+        A sample in the image's frame gives ``SAME_FRAME`` (the identity, for the range
+        reading along the optical axis as before); one whose transform tf2 does not have
+        (or any other frame without tf2_ros) is refused and counted as bad_transform.
+        """
+        target = str(self.cfg['frame_id']) or self._image_frame
+        if target is None:
+            # No image yet: the camera's frame is not known. Not a bad sample.
+            self.stats.count('samples_before_image')
+            return None
+        if self.tf is None:
+            return None  # inactive
+        matrix = self.tf.lookup(target, header.frame_id, stamp_ns(header))
+        if matrix is None:
+            self._bad('bad_transform', f'{topic}: {self.tf.reason}')
+            return None
+        if same_frame(target, header.frame_id):
+            return SAME_FRAME
+        return matrix
 
     def _stamp_s(self, header) -> float:
         """Return a header stamp in seconds; an unset (zero) stamp is the node clock's now."""

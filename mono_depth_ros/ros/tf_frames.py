@@ -101,16 +101,17 @@ class FrameLookup:
         """
         Return the 4x4 map from ``source`` to ``target`` coordinates at ``stamp_ns``, or None.
 
-        A stamp of 0 takes the newest transform (tf2's ``Time()``). Same frames give the
-        identity, with or without tf2_ros. On None, :attr:`reason` says why.
+        A stamp of 0 takes the newest transform (tf2's ``Time()``). Same frames (two empty
+        ones included) give the identity, with or without tf2_ros. On None, :attr:`reason`
+        says why.
         """
         target, source = normalize_frame(target), normalize_frame(source)
+        if target == source:
+            return np.eye(4)
         if not target or not source:
             self.reason = (f'empty frame_id (target {target!r}, source {source!r}): cannot '
                            'place the sample')
             return None
-        if target == source:
-            return np.eye(4)
         if self.closed:
             self.reason = 'the tf listener is closed (node inactive)'
             return None

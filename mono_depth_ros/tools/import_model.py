@@ -257,8 +257,13 @@ def _output_layout(spec: TensorInfo, channel: Optional[int] = None) -> str:
         raise ImportModelError(f'output {spec.describe()} is neither a float nor a quantized '
                                f'({", ".join(INTEGER_OUTPUTS)}) tensor')
 
+    def symbolic(d):
+        return not isinstance(d, int) or d <= 0
+
     def one(d):
-        return d == 1 or (isinstance(d, str) and 'batch' in d.lower())
+        # A symbolic dim may be 1, as the node's bind_io takes a dynamic one: the check run
+        # below confirms that the output really is one map.
+        return d == 1 or symbolic(d)
 
     if len(s) == 2:
         return 'nchw'
@@ -268,6 +273,10 @@ def _output_layout(spec: TensorInfo, channel: Optional[int] = None) -> str:
         return 'nchw'
     if len(s) == 4 and one(s[0]) and s[3] == 1 and s[1] != 1:
         return 'nhwc'
+    if len(s) == 4 and one(s[0]) and symbolic(s[1]):
+        # All-symbolic (N, C, H, W), as torch's dynamo export names every dim of the bundled
+        # model's output: read as (1, 1, H, W), what the node runs it as.
+        return 'nchw'
     raise ImportModelError(f'output {spec.describe()} is not one depth map: expected (1, 1, H, '
                            'W), (1, H, W), (1, H, W, 1) or (H, W); pick another with '
                            '--output-name')
@@ -660,6 +669,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import_model(args)
     except ImportModelError as exc:
         print(f'import_model: error: {exc}', file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable or missing OUT folder, a full disk
+        where = f' ({exc.filename})' if exc.filename else ''
+        print(f'import_model: error: cannot write {args.output}: '
+              f'{exc.strerror or exc}{where}', file=sys.stderr)
         return 2
     return 0
 

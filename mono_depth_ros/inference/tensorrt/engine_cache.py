@@ -119,8 +119,9 @@ def read_sidecar(engine_path: str) -> Dict[str, Any]:
     except FileNotFoundError as exc:
         raise EngineCacheError(f'engine sidecar {path} is missing; rebuild the engine with '
                                'build_engine so its key and metadata are recorded') from exc
-    except (OSError, ValueError) as exc:
-        raise EngineCacheError(f'engine sidecar {path} is unreadable: {exc}') from exc
+    except (OSError, ValueError, RecursionError) as exc:  # 5000-digit ints, deep nesting
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EngineCacheError(f'engine sidecar {path} is unreadable: {first}') from None
     if not isinstance(data, dict) or data.get('format') != SIDECAR_FORMAT:
         raise EngineCacheError(f'{path} is not a mono_depth_ros engine sidecar')
     for name in ('key', 'key_fields', 'meta', 'engine_sha256'):
