@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import importlib
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import zipfile
 
 from mono_depth_ros.core.model_meta import ModelMeta
 import numpy as np
@@ -192,6 +193,21 @@ def available_backends() -> Dict[str, Tuple[bool, str]]:
     return out
 
 
+def is_torchscript_archive(path: str) -> bool:
+    """
+    Return True if a file is a TorchScript archive, read as a zip without loading it.
+
+    torch.jit.save writes a zip whose ``<name>/code/`` folder holds the model's TorchScript
+    source (``m/code/__torch__.py`` beside ``m/data.pkl``, torch 2.13); a checkpoint from
+    torch.save has ``data.pkl`` and ``data/`` but no code.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any('/code/' in f'/{name}' for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
 def auto_order(model_path: str) -> List[str]:
     """Return the backends worth trying for a model file, best first."""
     ext = os.path.splitext(model_path)[1].lower()
@@ -219,7 +235,6 @@ def create_backend(name: str, model_path: str, precision: str = 'fp32',
     if 'torch' in names and os.path.splitext(model_path)[1].lower() in ('.pt', '.pth'):
         # A training checkpoint is refused for what it is, with the export to run, before
         # any backend is asked: without torch installed the refusal would blame torch.
-        from mono_depth_ros.inference.torch_backend import is_torchscript_archive
         if not is_torchscript_archive(model_path):
             raise BackendError(
                 f'{model_path} is a training checkpoint, not a model file the node runs: '
