@@ -196,16 +196,18 @@ class DepthRuntime:
         self._entities += [(node.destroy_publisher, p) for p in (
             self.pub_depth, self.pub_info, self.pub_colored, self.pub_points, self.pub_diag)]
         source = cfg['scale_source']
-        if source == 'sparse_depth':
+        # Every source of a combined fit gets its topic (and tf, to place its samples).
+        sources = self.scale.config.sources() if self.scale is not None else {source: 1.0}
+        if 'sparse_depth' in sources:
             self._entities += [
                 (node.destroy_subscription, node.create_subscription(
                     Image, 'sparse_depth', self._on_sparse_depth, qos_in)),
                 (node.destroy_subscription, node.create_subscription(
                     PointCloud2, 'sparse_points', self._on_sparse_points, qos_in))]
-        elif source == 'range':
+        if 'range' in sources:
             self._entities.append((node.destroy_subscription, node.create_subscription(
                 Range, 'range', self._on_range, qos_in)))
-        if source in ('sparse_depth', 'range'):
+        if {'sparse_depth', 'range', 'motion'} & set(sources):
             self.tf = FrameLookup(node)
             self._entities.append((lambda tf: tf.close(), self.tf))
             if not self.tf.available:
