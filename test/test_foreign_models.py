@@ -130,7 +130,7 @@ def test_check_run_refuses_codes_read_as_metres(tmp_path):
     with pytest.raises(im.ImportModelError) as err:
         run_import(tmp_path, src, '--output-mode', 'metric', '--output-scale', '1.0')
     text = str(err.value)
-    assert '100 % NaN' in text and '[0.1, 10] m' in text
+    assert 'no depth for 100 % of the image' in text and '[0.1, 10] m' in text
     assert re.search(r'raw output 1[2-9]\.\.1[2-9] as metric', text), text
     assert 'uint8 quantized codes read with output scale 1.0' in text
     assert '--output-scale' in text and '--output-mode' in text
@@ -360,6 +360,11 @@ def test_quantized_fastdepth_reaches_its_offline_accuracy_through_the_node(tmp_p
         depth = processor.run(rgb, Intrinsics(*NYU_KINECT, 640, 480)).depth
         assert depth.shape == (480, 640)
         node.append(_delta1(depth, gt))
+    # The fastdepth preset says the same as those flags.
+    preset, _ = run_import(tmp_path, src, '--preset', 'fastdepth', name='preset.onnx')
+    for key in ('output_scale', 'output_shift', 'resize_mode', 'fit_aspect', 'crop_fraction',
+                'train_fx', 'train_fy', 'min_depth', 'max_depth', 'focal_rescale'):
+        assert getattr(preset, key) == pytest.approx(getattr(meta, key), rel=1e-6), key
     assert len(offline) >= 5
     d_off = np.average([d for d, _ in offline], weights=[n for _, n in offline])
     d_node = np.average([d for d, _ in node], weights=[n for _, n in node])

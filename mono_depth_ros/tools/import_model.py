@@ -145,7 +145,7 @@ _FLOAT_OUTPUTS = ('float32', 'float16', 'float64')
 #: quantized outputs: codes that the metadata's output scale and shift dequantize
 INTEGER_OUTPUTS = ('uint8', 'int8', 'uint16', 'int32')
 #: the check run refuses a metric model when more than this share of the depth it would
-#: publish lies outside [min_depth, max_depth] (the node would publish mostly NaN)
+#: publish lies outside [min_depth, max_depth] (the node would publish mostly no depth)
 MAX_OUT_OF_RANGE = 0.5
 
 
@@ -528,7 +528,7 @@ def check_run(path: str, meta: ModelMeta) -> np.ndarray:
 
 def check_range(raw: np.ndarray, meta: ModelMeta, output: TensorInfo) -> Optional[str]:
     """
-    Return why a metric model's check run would publish mostly NaN, or None if it would not.
+    Return why a metric model's check run would publish mostly no depth, else None.
 
     The raw output is mapped as the pipeline maps it (output mode, scale, shift); when more
     than MAX_OUT_OF_RANGE of it falls outside [min_depth, max_depth] the reason gives the
@@ -565,7 +565,8 @@ def check_range(raw: np.ndarray, meta: ModelMeta, output: TensorInfo) -> Optiona
                  'nearer; relative_depth or relative_inverse_depth for an affine-invariant '
                  'model)')
     fixes.append('a --min-depth/--max-depth that does not fit the model')
-    return (f'the check run would publish {100 * outside:.0f} % NaN: raw output '
+    return (f'the check run would publish no depth for {100 * outside:.0f} % of the image '
+            f'(Inf or NaN, REP 117): raw output '
             f'{lo:.4g}..{hi:.4g} as {meta.output_mode} with output scale '
             f'{meta.output_scale:g} and shift {meta.output_shift:g} gives {shown}, outside '
             f'[{meta.min_depth:g}, {meta.max_depth:g}] m for more than '
@@ -656,7 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--min-depth', type=float, metavar='M')
     p.add_argument('--max-depth', type=float, metavar='M')
     p.add_argument('--no-range-check', action='store_true',
-                   help='write the model even when the check run would publish mostly NaN')
+                   help='write the model even when its check run would publish mostly no '
+                        'depth (more than half of it outside [min_depth, max_depth])')
     p.add_argument('--train-focal', type=float, nargs='+', metavar='FX',
                    help='training focal length(s) in pixels at the input size: FX [FY]')
     return p

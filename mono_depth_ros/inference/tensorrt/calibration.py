@@ -55,7 +55,8 @@ class PipelineInput:
 
     def __init__(self, meta: ModelMeta):
         # Calibration batches have one shape (the profile's optimum): no per-image size.
-        self.frames = FrameProcessor(dataclasses.replace(meta, size_multiple=0), None)
+        self.frames = FrameProcessor(dataclasses.replace(meta, size_multiple=0, size_policy=''),
+                                     None)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
