@@ -376,3 +376,12 @@ def test_quantized_fastdepth_reaches_its_offline_accuracy_through_the_node(tmp_p
     assert d_off > 0.75 and d_node > 0.75
     # Through the node about the crop's share of the image is covered, not NaN throughout.
     assert min(n for _, n in node) > 0.6 * 480 * 640
+
+
+def test_int8_calibration_of_a_lower_bound_model_uses_its_profile_size():
+    from mono_depth_ros.inference.tensorrt.calibration import PipelineInput
+    da2 = ModelMeta(arch='da2', input_height=28, input_width=42, size_multiple=14,
+                    size_policy='lower_bound', input_dtype='float32', input_layout='NCHW')
+    # Calibration batches have the profile's one size, whatever the policy.
+    tensor = PipelineInput(da2)(np.zeros((30, 50, 3), np.uint8))
+    assert tensor.shape == (1, 3, 28, 42)
