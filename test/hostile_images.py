@@ -104,3 +104,20 @@ def jpeg_scan_bomb(width: int = 4096, height: int = 2160, scans: int = 1000) -> 
     unit = jpeg[dht_start:sos_start] + bytes(scan)
     eoi = segments[-1][1]
     return jpeg[:eoi] + unit * scans + jpeg[eoi:]
+
+
+def png_rgb(rgb: np.ndarray, filter_byte: int = 0, cut_idat: int = 0) -> bytes:
+    """
+    Return an 8-bit RGB PNG of ``rgb`` whose CRCs are all valid.
+
+    Every row's filter type is ``filter_byte`` (0 = none; above 4 is invalid), and
+    ``cut_idat`` bytes are cut off its zlib stream: damage a CRC check cannot see.
+    """
+    h, w = rgb.shape[:2]
+    rows = np.concatenate([np.full((h, 1), filter_byte, np.uint8),
+                           np.ascontiguousarray(rgb, np.uint8).reshape(h, w * 3)], axis=1)
+    idat = zlib.compress(rows.tobytes(), 6)
+    idat = idat[:len(idat) - cut_idat]
+    ihdr = struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)
+    return (PNG_SIGNATURE + png_chunk(b'IHDR', ihdr) + png_chunk(b'IDAT', idat) +
+            png_chunk(b'IEND', b''))

@@ -320,3 +320,35 @@ def test_real_and_encoder_progressive_jpegs_are_far_below_the_scan_limit(shared_
                                [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
     assert 1 < ic.jpeg_scan_count(progressive) <= 20
     assert ic.decode_compressed('jpeg', progressive).shape == rgb.shape
+
+
+def test_damaged_png_is_an_error_value_and_libpng_prints_nothing(capfd):
+    rgb = _smooth_rgb()
+    good = hostile.png_rgb(rgb)
+    assert np.array_equal(ic.decode_compressed('png', good), rgb)
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x55  # inside IDAT: its CRC fails
+    damaged = {
+        'crc': bytes(flipped),
+        'filter': hostile.png_rgb(rgb, filter_byte=7),  # CRCs fine, rows not
+        'short stream': hostile.png_rgb(rgb, cut_idat=40),  # CRCs fine, zlib stream cut
+    }
+    capfd.readouterr()
+    for what, data in damaged.items():
+        with pytest.raises(ic.CorruptImageError) as info:
+            ic.decode_compressed('png', data)
+        assert info.value.counter == 'corrupt_image', what
+    out = capfd.readouterr()
+    # libpng's own "libpng error: IDAT: CRC error" lines bypass every log throttle.
+    assert out.err == '' and out.out == '', out
+
+
+def test_png_ancillary_chunks_are_dropped_before_libpng_sees_them(capfd):
+    rgb = _smooth_rgb()
+    good = hostile.png_rgb(rgb)
+    # A broken colour profile draws "libpng warning: iCCP: ..." from libpng, on a valid file.
+    iccp = hostile.png_chunk(b'iCCP', b'broken\x00\x00' + b'\x78\x9c' + bytes(20))
+    with_profile = good[:33] + iccp + good[33:]
+    capfd.readouterr()
+    assert np.array_equal(ic.decode_compressed('png', with_profile), rgb)
+    assert capfd.readouterr().err == ''

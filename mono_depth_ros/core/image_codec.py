@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import struct
 from typing import Optional, Tuple, Union
+import zlib
 
 import cv2
 import numpy as np
@@ -262,6 +263,97 @@ def png_header(data: bytes) -> Tuple[int, int, int, int]:
     return width, height, depth, colour
 
 
+# (colour type) -> (channels, allowed bit depths), PNG 1.2 section 4.1.1 (IHDR).
+_PNG_COLOUR = {0: (1, (1, 2, 4, 8, 16)), 2: (3, (8, 16)), 3: (1, (1, 2, 4, 8)),
+               4: (2, (8, 16)), 6: (4, (8, 16))}
+# Adam7 passes: (x0, y0, dx, dy).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))
+# Chunks handed on to libpng; ancillary ones (iCCP, sRGB, text, ...) only draw its warnings.
+_PNG_KEPT = (b'IHDR', b'PLTE', b'tRNS', b'IDAT', b'IEND')
+
+
+def _png_rows(width: int, height: int, bits_per_pixel: int, interlace: int):
+    """Yield (rows, bytes per row without the filter byte) of each pass of a PNG's data."""
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    for x0, y0, dx, dy in passes:
+        w = (width - x0 + dx - 1) // dx if width > x0 else 0
+        h = (height - y0 + dy - 1) // dy if height > y0 else 0
+        if w and h:
+            yield h, (w * bits_per_pixel + 7) // 8
+
+
+def checked_png(data: Buffer) -> bytes:
+    """
+    Check a PNG completely in Python and return it with its ancillary chunks removed.
+
+    libpng reports damage by printing to stderr (``libpng error: IDAT: CRC error``, one line
+    per image, past any log throttle) before OpenCV returns None. Every error libpng would
+    find is found here first and raised as :class:`CorruptImageError`: the IHDR fields, each
+    chunk's CRC, the order of IHDR/PLTE/IDAT/IEND, unknown critical chunks, the zlib stream
+    and its exact length, and every row's filter type. Ancillary chunks (colour profiles,
+    text, times) are dropped, so their warnings are never printed either; the pixels are the
+    same, since OpenCV applies none of them.
+    """
+    buf = _as_uint8(data).tobytes()
+    n = len(buf)
+    width, height, depth, colour = png_header(buf)
+    compression, filtering, interlace = buf[26], buf[27], buf[28]
+    if colour not in _PNG_COLOUR or depth not in _PNG_COLOUR[colour][1]:
+        raise CorruptImageError(f'png IHDR: bit depth {depth} with colour type {colour} is '
+                                'not a valid combination')
+    if compression or filtering or interlace > 1:
+        raise CorruptImageError(f'png IHDR: compression {compression}, filter {filtering}, '
+                                f'interlace {interlace} (expected 0, 0, 0 or 1)')
+    kept, idat, pos, seen = [PNG_SIGNATURE], [], 8, []
+    while True:
+        if pos + 12 > n:
+            raise CorruptImageError(f'png chunk at byte {pos} runs past the end (truncated)')
+        length = struct.unpack('>I', buf[pos:pos + 4])[0]
+        kind = buf[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if length > 2 ** 31 - 1 or end > n:
+            raise CorruptImageError(f'png chunk {kind!r} of {length} bytes at byte {pos} runs '
+                                    'past the end')
+        crc = struct.unpack('>I', buf[end - 4:end])[0]
+        if zlib.crc32(buf[pos + 4:end - 4]) & 0xFFFFFFFF != crc:
+            raise CorruptImageError(f'png chunk {kind!r} at byte {pos} fails its CRC (damaged)')
+        critical = not kind[0] & 0x20
+        if critical and kind not in _PNG_KEPT:
+            raise CorruptImageError(f'png has an unknown critical chunk {kind!r}')
+        if kind == b'IDAT':
+            if seen and seen[-1] != b'IDAT' and b'IDAT' in seen:
+                raise CorruptImageError('png IDAT chunks are not consecutive')
+            idat.append(buf[pos + 8:end - 4])
+        if kind in _PNG_KEPT:
+            kept.append(buf[pos:end])
+        seen.append(kind)
+        pos = end
+        if kind == b'IEND':
+            break
+    if seen[0] != b'IHDR' or seen.count(b'IHDR') != 1 or not idat:
+        raise CorruptImageError('png lacks its IHDR or IDAT chunks, or repeats IHDR')
+    if colour == 3 and b'PLTE' not in seen:
+        raise CorruptImageError('png is palette-coloured but has no PLTE chunk')
+    bpp = depth * _PNG_COLOUR[colour][0]
+    passes = list(_png_rows(width, height, bpp, interlace))
+    expected = sum(h * (1 + row) for h, row in passes)
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(b''.join(idat), expected + 1)
+    except zlib.error as exc:
+        raise CorruptImageError(f'png image data does not inflate: {exc}') from None
+    if len(raw) != expected or not inflater.eof:
+        raise CorruptImageError(f'png image data inflates to {len(raw)} bytes, not the '
+                                f'{expected} of a {width}x{height} image')
+    rows, at = np.frombuffer(raw, np.uint8), 0
+    for h, row in passes:
+        if int(rows[at:at + h * (1 + row):1 + row].max()) > 4:
+            raise CorruptImageError('png has a row with an invalid filter type (damaged)')
+        at += h * (1 + row)
+    return b''.join(kept)
+
+
 def jpeg_size(data: Union[bytes, memoryview]) -> Tuple[int, int]:
     """
     Return (width, height) from a JPEG's first start-of-frame marker.
@@ -362,7 +454,9 @@ def decode_compressed(fmt: str, data: Buffer,
                 'image/compressed must carry colour')
         if b'IEND' not in buf[-16:].tobytes():
             raise CorruptImageError('png data has no IEND chunk (truncated)')
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        # Damage comes back as CorruptImageError here, not as libpng lines on stderr.
+        clean = np.frombuffer(checked_png(buf), np.uint8)
+        bgr = cv2.imdecode(clean, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if bgr is None or bgr.size == 0:
             raise CorruptImageError(f'png data ({buf.size} bytes) does not decode')
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
