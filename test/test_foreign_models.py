@@ -385,3 +385,32 @@ def test_int8_calibration_of_a_lower_bound_model_uses_its_profile_size():
     # Calibration batches have the profile's one size, whatever the policy.
     tensor = PipelineInput(da2)(np.zeros((30, 50, 3), np.uint8))
     assert tensor.shape == (1, 3, 28, 42)
+
+
+def test_tensorrt_backend_binds_a_quantized_output_and_returns_float_codes():
+    from mono_depth_ros.inference.tensorrt.backend import TensorRTBackend
+
+    class Runner:
+        """An engine runner as EngineRunner is: named I/O, uint8 codes out."""
+
+        inputs = [('image', (1, 24, 32, 3), np.uint8)]
+        outputs = [('depth', (1, 1, 24, 32), np.uint8)]
+        output_name = ''
+
+        def infer(self, tensor):
+            return np.full((1, 1, 24, 32), 40, np.uint8)
+
+        def close(self):
+            pass
+
+    meta = ModelMeta(arch='q', input_height=24, input_width=32, output_scale=0.05,
+                     min_depth=0.5)
+    backend = TensorRTBackend('m.onnx', meta, 'fp32', Runner(), 'm.engine')
+    codes = backend.infer(np.zeros((1, 24, 32, 3), np.uint8))
+    assert codes.dtype == np.float32 and codes.shape == (24, 32) and (codes == 40).all()
+    depth = FrameProcessor(meta, backend).run(np.zeros((24, 32, 3), np.uint8),
+                                              Intrinsics(30.0, 30.0, 15.5, 11.5, 32, 24)).depth
+    assert np.allclose(depth, 2.0)
+    Runner.outputs = [('depth', (1, 1, 24, 32), np.int64)]
+    with pytest.raises(BackendError, match='int64; expected a float tensor'):
+        TensorRTBackend('m.onnx', meta, 'fp32', Runner(), 'm.engine')
