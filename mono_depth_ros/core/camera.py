@@ -184,7 +184,15 @@ def output_size(width: int, height: int, output_scale: float,
     scale = float(output_scale)
     if max_output_pixels and width * height * scale * scale > max_output_pixels:
         n = integer_factor(width, height, max_output_pixels)
-        return max(1, width // n), max(1, height // n), True
+        out_w, out_h = max(1, width // n), max(1, height // n)
+        # At an extreme aspect (4,000,000x1) the short side rounds up to 1 and the product
+        # is over the cap again: the long side gives way, so the cap always holds.
+        if out_w * out_h > max_output_pixels:
+            if out_w >= out_h:
+                out_w = max(1, max_output_pixels // out_h)
+            else:
+                out_h = max(1, max_output_pixels // out_w)
+        return out_w, out_h, True
     return max(1, int(round(width * scale))), max(1, int(round(height * scale))), False
 
 
