@@ -345,6 +345,10 @@ def test_quantized_fastdepth_reaches_its_offline_accuracy_through_the_node(tmp_p
         '--min-depth', '0.1', '--max-depth', '10', '--resize-mode', 'crop',
         '--fit-aspect', str(304 / 228), '--crop-fraction', str(228 / 250),
         '--train-focal', str(stored.train_fx), str(stored.train_fy))
+    # The newcomer's first attempt: the codes read as metres. Refused, not imported "fine".
+    with pytest.raises(im.ImportModelError, match='quantized codes read with output scale 1'):
+        run_import(tmp_path, src, '--output-mode', 'metric', '--output-scale', '1',
+                   name='newcomer.onnx')
     session = ort.InferenceSession(str(src), providers=['CPUExecutionProvider'])
     processor = FrameProcessor(meta, OnnxRuntimeBackend(str(out), threads=1),
                                FrameConfig(depth_upsampling='nearest'))
