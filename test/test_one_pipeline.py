@@ -12,6 +12,7 @@ import cv2
 from mono_depth_ros.core.intrinsics import preset
 from mono_depth_ros.inference.onnxruntime_backend import OnnxRuntimeBackend
 from mono_depth_ros.ros import messages as ros_io
+from mono_depth_ros.ros.depth_node import BUNDLED_MODEL
 from mono_depth_ros.tools.depth_bench import run_pipeline_bench
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from sensor_msgs.msg import Image
 pytestmark = pytest.mark.ros
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLED = os.path.join(REPO, 'models', 'starter_indoor.onnx')
+BUNDLED = os.path.join(REPO, 'models', BUNDLED_MODEL)
 
 
 def node_depth(rgb, camera, log_dir):
