@@ -8,14 +8,15 @@ Starts depth.launch.py (depth_node in ``namespace``, default ``camera``), then R
 visual odometry (rtabmap_odom rgbd_odometry) and SLAM (rtabmap_slam rtabmap) on:
 
 * ``rgb/image`` = image_topic and ``rgb/camera_info`` = camera_info_topic (the camera's own);
-* ``depth/image`` = ``/<namespace>/depth``: 32FC1 metres (REP 118), which RTAB-Map accepts,
-  at the image's resolution and with the image's stamp and frame_id, so it is registered to
-  the RGB image by construction.
+* ``depth/image`` = ``/<namespace>/depth/image``: 32FC1 metres (REP 118, REP 117 values),
+  which RTAB-Map accepts, with the image's stamp and frame_id, so it is registered to the
+  RGB image by construction; at the image's resolution, or the image's divided by an
+  integer when ``max_output_pixels`` caps it (RTAB-Map requires whole multiples).
 
 ``approx_sync`` is on: depth_node processes only the newest frame and drops the rest when the
 model is slower than the camera, so an exact-time synchroniser would wait on images that never
-get a depth. Both rtabmap nodes subscribe best effort (``qos: 2``), which matches depth_node's
-sensor-data output and also accepts a reliable camera driver.
+get a depth. Both rtabmap nodes subscribe best effort (``qos: 2``), which accepts depth_node's
+reliable output and a best-effort or reliable camera driver alike.
 
 The processes started here get config/fastdds_large_shm.xml (see depth.launch.py). Needs
 rtabmap_ros (``sudo apt install ros-$ROS_DISTRO-rtabmap-ros``) and TF from ``frame_id`` (the
@@ -36,7 +37,7 @@ from launch_ros.actions import Node
 ARGUMENTS = [
     ('image_topic', '/camera/image_raw', 'RGB image topic of the camera (sensor_msgs/Image)'),
     ('camera_info_topic', '/camera/camera_info', 'CameraInfo topic of the camera'),
-    ('namespace', 'camera', 'namespace of depth_node: its depth is /<namespace>/depth'),
+    ('namespace', 'camera', 'namespace of depth_node: its depth is /<namespace>/depth/image'),
     ('frame_id', 'camera_link', "the robot's base frame for RTAB-Map (TF to the optical "
      'frame must exist)'),
     ('model_path', '', 'depth model for depth_node; empty = the bundled model'),
@@ -49,7 +50,7 @@ ARGUMENTS = [
 def generate_launch_description():
     share = get_package_share_directory('mono_depth_ros')
     arg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    depth_topic = PathJoinSubstitution(['/', arg['namespace'], 'depth'])
+    depth_topic = PathJoinSubstitution(['/', arg['namespace'], 'depth', 'image'])
     depth = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'depth.launch.py')),
         launch_arguments={name: arg[name] for name in (

@@ -116,7 +116,7 @@ def main():
             if status.name.startswith('/depth_node'):
                 diag.update({kv.key: kv.value for kv in status.values})
 
-    node.create_subscription(Image, 'depth', on_depth, qos_profile_sensor_data, raw=True)
+    node.create_subscription(Image, 'depth/image', on_depth, qos_profile_sensor_data, raw=True)
     if not args.no_points:
         node.create_subscription(PointCloud2, 'points', lambda _raw: None,
                                  qos_profile_sensor_data, raw=True)

@@ -40,7 +40,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from rosbag2_writer import Rosbag2Writer  # noqa: E402 I100 - scripts/rosbag2_writer.py
 
 TOPICS = {
-    '/image': Image, '/camera_info': CameraInfo, '/depth': Image,
+    '/image': Image, '/camera_info': CameraInfo, '/depth/image': Image,
     '/depth/camera_info': CameraInfo, '/depth/colored': Image, '/points': PointCloud2,
     '/ground_truth/depth': Image, '/diagnostics': DiagnosticArray,
 }
@@ -252,11 +252,11 @@ def run(children):
             if bag_until and now <= bag_until[0] and topic in BAG_TOPICS:
                 recorder.write(topic, msg_type, data, now)
             counts[topic] += 1
-            if topic in ('/depth', '/ground_truth/depth', '/points', '/image'):
+            if topic in ('/depth/image', '/ground_truth/depth', '/points', '/image'):
                 msg = deserialize_message(data, msg_type)
                 latest[topic] = msg
                 stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
-                if topic == '/depth':
+                if topic == '/depth/image':
                     latencies.append((now - stamp) / 1e6)
                     stamps[stamp] = msg
                 elif topic == '/ground_truth/depth':
@@ -281,7 +281,7 @@ def run(children):
         rclpy.spin_once(recorder_node, timeout_sec=0.05)
         if node.poll() is not None or camera.poll() is not None:
             break
-        if recording_since is None and counts['/depth'] > 0:
+        if recording_since is None and counts['/depth/image'] > 0:
             recording_since = time.monotonic()
             bag_until.append(time.time_ns() + int(min(args.bag_seconds, args.seconds) * 1e9))
             for topic in counts:
@@ -294,7 +294,7 @@ def run(children):
     recorder.close()
     recorder_node.destroy_node()
     rclpy.try_shutdown()
-    if counts['/depth'] == 0:
+    if counts['/depth/image'] == 0:
         for name in logs:
             logs[name].close()
             print(open(os.path.join(args.output_dir, f'{name}.log')).read())
@@ -345,9 +345,9 @@ def run(children):
     lat = np.array(latencies) if latencies else np.array([np.nan])
     print('\n== mono_depth_ros demo ==')
     print(f'frames in (image):        {counts["/image"]}')
-    print(f'frames out (depth):       {counts["/depth"]}  (points: {counts["/points"]}, '
+    print(f'frames out (depth):       {counts["/depth/image"]}  (points: {counts["/points"]}, '
           f'colored: {counts["/depth/colored"]})')
-    print(f'output rate:              {counts["/depth"] / elapsed:.1f} Hz '
+    print(f'output rate:              {counts["/depth/image"] / elapsed:.1f} Hz '
           f'(camera at {args.rate:.0f} Hz)')
     print(f'latency stamp->receipt:   p50 {np.percentile(lat, 50):.1f} ms, '
           f'p95 {np.percentile(lat, 95):.1f} ms')

@@ -43,9 +43,12 @@ def read_cloud_xyz(cloud_msg):
     """Return an organized cloud's x, y, z as an (H, W, 3) float32 array, as upstream reads it."""
     import numpy as np
     point_cloud2 = reference('sensor_msgs_py.point_cloud2')
-    points = point_cloud2.read_points(cloud_msg, field_names=('x', 'y', 'z'),
-                                      reshape_organized_cloud=True)
-    return np.stack([points['x'], points['y'], points['z']], axis=-1).astype(np.float32)
+    # Read flat, in the message's row-major order, and laid out (height, width) here:
+    # read_points' reshape_organized_cloud reshapes to (width, height), which scrambles
+    # an organized cloud's rows (ros2/common_interfaces issue 236).
+    points = point_cloud2.read_points(cloud_msg, field_names=('x', 'y', 'z'))
+    xyz = np.stack([points['x'], points['y'], points['z']], axis=-1).astype(np.float32)
+    return xyz.reshape(cloud_msg.height, cloud_msg.width, 3)
 
 
 def image_transport_camera_info_topic(image_topic: str) -> str:

@@ -116,7 +116,7 @@ class Harness:
             self.node.destroy_subscription(sub)
 
     def subscribe_all(self):
-        for topic, kind in (('depth', Image), ('depth/camera_info', CameraInfo),
+        for topic, kind in (('depth/image', Image), ('depth/camera_info', CameraInfo),
                             ('depth/colored', Image), ('points', PointCloud2)):
             self.subscribe(topic, kind)
 

@@ -22,10 +22,10 @@ def test_demo_records_a_readable_mcap_and_a_preview(tmp_path):
     # A rosbag2 folder (metadata.yaml + MCAP), read by an independent reader (rosbags).
     from test_bag import check_rosbag2_folder
     bag = check_rosbag2_folder(str(tmp_path / 'demo_bag'),
-                               {'/image', '/camera_info', '/depth', '/depth/camera_info',
+                               {'/image', '/camera_info', '/depth/image', '/depth/camera_info',
                                 '/points', '/ground_truth/depth'})
     assert '/depth/colored' not in bag  # left out to keep the bag small
-    depth = bag['/depth'][-1][1]
+    depth = bag['/depth/image'][-1][1]
     assert depth.encoding == '32FC1' and depth.width == 640
     cloud = bag['/points'][-1][1]
     assert cloud.fields[0].name == 'x' and (cloud.width, cloud.height) == (160, 120)

@@ -53,15 +53,15 @@ def _send_compressed(harness, fmt, data, size):
 
 def _good_frame_follows(proc, harness):
     assert proc.alive(), proc.output()
-    harness.received['depth'].clear()
+    harness.received['depth/image'].clear()
     for _ in range(20):
         harness.send(grey(120), _intrinsics(32, 24), compressed=True)
         try:
-            harness.wait_for(lambda: harness.received['depth'], 0.5, 'depth')
+            harness.wait_for(lambda: harness.received['depth/image'], 0.5, 'depth')
             break
         except AssertionError:
             continue
-    depth = ros_io.depth_from_image(harness.received['depth'][-1])
+    depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
     assert depth.shape == (24, 32)
     assert np.allclose(depth, 4.0 * 120 / 255 + 1.0, atol=0.05)  # JPEG rounding
 
@@ -97,12 +97,12 @@ def test_hostile_image_is_counted_and_the_next_frame_is_right(node, shared_data,
         depth_mm = (np.arange(480 * 640) % 5000).astype(np.uint16).reshape(480, 640)
         fmt = '16UC1; compressedDepth png'
         data = cv2.imencode('.png', depth_mm)[1].tobytes()
-    harness.received['depth'].clear()
+    harness.received['depth/image'].clear()
     stamp = _send_compressed(harness, fmt, data, size)
     harness.wait_for(lambda: harness.diag(FQN).get(counter, 0) >= before + 1, 10,
                      f'{counter} to count the {case}')
     harness.spin(0.3)
-    assert not [m for m in harness.received['depth'] if m.header.stamp == stamp]
+    assert not [m for m in harness.received['depth/image'] if m.header.stamp == stamp]
     _good_frame_follows(proc, harness)
 
 
@@ -111,15 +111,15 @@ def test_exif_orientation_is_ignored_by_the_node(node, shared_data):
     rgb = np.zeros((24, 32, 3), np.uint8)
     rgb[:, :16] = 255  # left half white: 5 m on the left, 1 m on the right
     _, jpeg = image_codec.encode_compressed(rgb, 'jpeg', quality=95)
-    harness.received['depth'].clear()
+    harness.received['depth/image'].clear()
     for _ in range(20):
         _send_compressed(harness, 'jpeg', hostile.jpeg_with_exif_orientation(jpeg), (32, 24))
         try:
-            harness.wait_for(lambda: harness.received['depth'], 0.5, 'depth')
+            harness.wait_for(lambda: harness.received['depth/image'], 0.5, 'depth')
             break
         except AssertionError:
             continue
-    depth = ros_io.depth_from_image(harness.received['depth'][-1])
+    depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
     assert depth.shape == (24, 32)  # stored 32x24, not turned to 24x32
     assert depth[:, :12].mean() > 4.5 and depth[:, 20:].mean() < 1.5
 

@@ -84,7 +84,7 @@ def test_rviz_config_shows_the_outputs():
     data = yaml.safe_load((ROOT / 'config' / 'depth.rviz').read_text())
     displays = data['Visualization Manager']['Displays']
     topics = {d.get('Topic', {}).get('Value') for d in displays}
-    assert {'/depth', '/depth/colored', '/points', '/camera/image_raw'} <= topics
+    assert {'/depth/image', '/depth/colored', '/points', '/camera/image_raw'} <= topics
     assert data['Visualization Manager']['Global Options']['Fixed Frame'].endswith('optical_frame')
 
 
@@ -97,6 +97,18 @@ def test_package_xml_is_format_3_with_rosdep_keys():
             'python3-pytest'} <= deps
     assert root.find('export/build_type').text == 'ament_python'
     assert (ROOT / 'resource' / 'mono_depth_ros').is_file()
+
+
+def test_package_xml_runs_headless_and_declares_jpeg_decoding():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    run = {e.text for e in root if e.tag in ('exec_depend', 'depend')}
+    # A headless robot must not pull Qt for a viewer: rviz2 is no run dependency.
+    assert not {t for t in run if t.startswith('rviz')}, run
+    # JPEG input needs simplejpeg (every compressed frame is refused without it); the key is
+    # rosdistro's (rosdep/python.yaml: python3-simplejpeg-pip, pip package simplejpeg).
+    assert 'python3-simplejpeg-pip' in run
+    pinned = (ROOT / 'requirements' / 'runtime.txt').read_text()
+    assert 'simplejpeg==' in pinned
 
 
 def test_fastdds_profile_is_a_default_participant_profile_with_a_large_segment():

@@ -61,7 +61,7 @@ def outputs_after_sending(harness, seconds):
     while time.monotonic() < end:
         harness.send(grey(120, H, W))
         harness.spin(0.2)
-        if harness.received['depth']:
+        if harness.received['depth/image']:
             break
     return {t: len(m) for t, m in harness.received.items()}
 
@@ -70,21 +70,21 @@ def test_transitions_create_and_destroy_the_outputs(ros, model, env, tmp_path):
     proc = Process('depth_node_managed', ['-r', '__node:=managed_a', '-p', 'autostart:=false',
                                           '-p', f'model_path:={model}'], str(tmp_path))
     harness = Harness('harness_lifecycle')
-    harness.subscribe('depth', Image)
+    harness.subscribe('depth/image', Image)
     try:
         transition(env, '/managed_a', 'configure')
         assert state(env, '/managed_a') == 'inactive'
         assert 'configured: onnxruntime' in proc.output()
         # Inactive: no publishers, no subscriptions, so nothing comes out.
-        assert harness.node.count_publishers('/depth') == 0
+        assert harness.node.count_publishers('/depth/image') == 0
         assert harness.node.count_subscribers('/image') == 0
         transition(env, '/managed_a', 'activate')
         harness.wait_connected()
-        assert outputs_after_sending(harness, 20.0)['depth'] > 0, proc.output()
+        assert outputs_after_sending(harness, 20.0)['depth/image'] > 0, proc.output()
         transition(env, '/managed_a', 'deactivate')
-        harness.wait_for(lambda: harness.node.count_publishers('/depth') == 0, 10.0,
+        harness.wait_for(lambda: harness.node.count_publishers('/depth/image') == 0, 10.0,
                          'depth publisher gone')
-        assert outputs_after_sending(harness, QUIET_S)['depth'] == 0
+        assert outputs_after_sending(harness, QUIET_S)['depth/image'] == 0
         transition(env, '/managed_a', 'cleanup')
         assert 'model released' in proc.output()
         # Configure again after cleanup, then shut down from inactive.
@@ -120,13 +120,13 @@ def test_autostart_reaches_active_and_shuts_down_from_active(ros, model, env, tm
     proc = Process('depth_node_managed', ['-r', '__node:=managed_auto',
                                           '-p', f'model_path:={model}'], str(tmp_path))
     harness = Harness('harness_autostart')
-    harness.subscribe('depth', Image)
+    harness.subscribe('depth/image', Image)
     try:
         harness.wait_connected()
-        assert outputs_after_sending(harness, 20.0)['depth'] > 0, proc.output()
+        assert outputs_after_sending(harness, 20.0)['depth/image'] > 0, proc.output()
         assert state(env, '/managed_auto') == 'active'
         transition(env, '/managed_auto', 'shutdown')  # from active
-        harness.wait_for(lambda: harness.node.count_publishers('/depth') == 0, 10.0,
+        harness.wait_for(lambda: harness.node.count_publishers('/depth/image') == 0, 10.0,
                          'depth publisher gone')
     finally:
         harness.destroy()

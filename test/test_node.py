@@ -129,7 +129,7 @@ def test_topics_headers_and_point_geometry(node):
     # every output topic has its answer.
     send_until(harness, tuple(harness.received), grey(128), INTR, timeout=20.0,
                stamp_ns=stamp, frame_id='cam_optical')
-    depth_msg = harness.received['depth'][-1]
+    depth_msg = harness.received['depth/image'][-1]
     info = harness.received['depth/camera_info'][-1]
     colored = harness.received['depth/colored'][-1]
     cloud_msg = harness.received['points'][-1]
@@ -195,13 +195,13 @@ def test_binning_and_roi_camera_info_through_the_node(node, kind):
         info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 16, 12, W, H
         expected, factor = Intrinsics(60.0, 56.0, 15.0, 11.5, W, H), 2.0
     harness.received['depth/camera_info'].clear()
-    harness.received['depth'].clear()
+    harness.received['depth/image'].clear()
     for _ in range(10):
         harness.pub_info.publish(info)
         harness.send_raw(ros_io.rgb_to_image(grey(128), header))
         try:
             harness.wait_for(lambda: harness.received['depth/camera_info'] and
-                             harness.received['depth'], 1.0, 'outputs')
+                             harness.received['depth/image'], 1.0, 'outputs')
             break
         except AssertionError:
             header = harness.header(harness.now_ns())
@@ -210,14 +210,14 @@ def test_binning_and_roi_camera_info_through_the_node(node, kind):
     assert (out.width, out.height) == (W, H)
     assert list(out.k) == pytest.approx(list(expected.K.reshape(-1)))
     assert (out.binning_x, out.roi.width) == (0, 0)
-    depth = ros_io.depth_from_image(harness.received['depth'][-1])
+    depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
     assert np.allclose(depth, metric(128, factor), atol=1e-4)
 
 
 def test_focal_rescaling_through_the_node(node):
     _, harness = node
     long_lens = Intrinsics(2 * INTR.fx, 2 * INTR.fy, INTR.cx, INTR.cy, W, H)
-    msg = send_until(harness, 'depth', grey(128), long_lens)
+    msg = send_until(harness, 'depth/image', grey(128), long_lens)
     # sqrt(fx fy / (train_fx train_fy)) = 2 at the model's input size.
     assert np.allclose(ros_io.depth_from_image(msg), metric(128, 2.0), atol=1e-4)
 
@@ -228,9 +228,9 @@ def test_output_scale_below_one_scales_depth_camera_info_and_cloud(node):
         clear(harness)
         harness.send(grey(128), INTR)
         harness.wait_for(lambda: harness.received['points'] and
-                         harness.received['depth/camera_info'] and harness.received['depth'],
+                         harness.received['depth/camera_info'] and harness.received['depth/image'],
                          10, 'outputs at half size')
-        depth = ros_io.depth_from_image(harness.received['depth'][-1])
+        depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
         info = harness.received['depth/camera_info'][-1]
         half = INTR.resize(W // 2, H // 2)
         assert depth.shape == (H // 2, W // 2)
@@ -259,11 +259,12 @@ def test_intrinsics_modes(node, mode):
     restore = dict(intrinsics='camera_info', fx=0.0, fy=0.0, cx=0.0, cy=0.0)
     with configured(harness, restore, **values):
         # The CameraInfo sent along (another camera) must be ignored.
-        info = send_until(harness, ('depth/camera_info', 'depth'), grey(128, size[1], size[0]),
+        info = send_until(harness, ('depth/camera_info', 'depth/image'),
+                          grey(128, size[1], size[0]),
                           Intrinsics(99.0, 99.0, 1.0, 1.0, *size))
         assert (info.width, info.height) == size
         assert list(info.k) == pytest.approx(list(expected.K.reshape(-1)), rel=1e-9)
-        depth = ros_io.depth_from_image(harness.received['depth'][-1])
+        depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
         at_input = expected.resize(W, H)  # the model's input size
         factor = math.sqrt(at_input.fx * at_input.fy) / FOCAL
         assert np.allclose(depth, metric(128, factor), atol=1e-4)
@@ -303,7 +304,7 @@ def test_points_rgb_and_publish_points_off(node):
         harness.spin(0.5)
         clear(harness)
         before = harness.diag(FQN)['points_computed']
-        send_until(harness, 'depth', grey(128), INTR)
+        send_until(harness, 'depth/image', grey(128), INTR)
         harness.spin(0.5)
         assert harness.received['points'] == []
         assert harness.diag(FQN)['points_computed'] == before
@@ -360,20 +361,20 @@ def test_bad_input_is_counted_and_the_node_carries_on(node, case, kind):
             info.k = [f, 0.0, 15.0, 0.0, f, 11.0, 0.0, 0.0, 1.0]
             info.p = [f, 0.0, 15.0, 0.0, 0.0, f, 11.0, 0.0, 0.0, 0.0, 1.0, 0.0]
         msg = good
-    harness.received['depth'].clear()
+    harness.received['depth/image'].clear()
     harness.pub_info.publish(info)
     harness.spin(0.1)
     harness.send_raw(msg)
     wait_diag(harness, kind, before.get(kind, 0) + 1)
     harness.spin(0.2)
-    assert harness.received['depth'] == [] and proc.alive()
+    assert harness.received['depth/image'] == [] and proc.alive()
     out = proc.output()
     # The warning names the counter that exists, and input text is cut short.
     assert f'counted as {kind})' in out
     assert 'q' * 400 not in out
     # The next good frame is processed normally.
     out_before = harness.diag(FQN)['frames_out']
-    msg = send_until(harness, 'depth', grey(200), INTR)
+    msg = send_until(harness, 'depth/image', grey(200), INTR)
     assert np.allclose(ros_io.depth_from_image(msg), metric(200), atol=1e-4)
     wait_diag(harness, 'frames_out', out_before + 1)
 
@@ -381,7 +382,7 @@ def test_bad_input_is_counted_and_the_node_carries_on(node, case, kind):
 def test_resolution_changing_stream_pairs_camera_info_by_stamp(node):
     proc, harness = node
     big = Intrinsics(60.0, 56.0, 30.9, 23.9, 2 * W, 2 * H)
-    send_until(harness, 'depth', grey(90, 2 * H, 2 * W), big)
+    send_until(harness, 'depth/image', grey(90, 2 * H, 2 * W), big)
     before = harness.diag(FQN)
     logged = len(re.findall('input resolution changed', proc.output()))
     clear(harness)
@@ -408,13 +409,13 @@ def test_camera_info_with_other_stamps_falls_back_to_the_newest_once_told(node):
     proc, harness = node
     before = harness.diag(FQN).get('camera_info_unpaired', 0)
     static = ros_io.camera_info(INTR, harness.header(0))  # a static CameraInfo, stamp 0
-    harness.received['depth'].clear()
+    harness.received['depth/image'].clear()
     for _ in range(6):
         harness.pub_info.publish(static)
         harness.send(grey(128), info=False)
         harness.spin(0.2)
-    harness.wait_for(lambda: harness.received['depth'], 10, 'depth')
-    assert np.allclose(ros_io.depth_from_image(harness.received['depth'][-1]), metric(128),
+    harness.wait_for(lambda: harness.received['depth/image'], 10, 'depth')
+    assert np.allclose(ros_io.depth_from_image(harness.received['depth/image'][-1]), metric(128),
                        atol=1e-4)
     wait_diag(harness, 'camera_info_unpaired', before + 3)
     assert proc.output().count('CameraInfo stamps do not match the image stamps') == 1
@@ -463,7 +464,7 @@ def test_bad_parameters_are_rejected_with_a_reason(node):
     assert not result.successful  # read-only: needs a restart
     # A good value is accepted and takes effect: the range now cuts the grey-128 depth.
     with configured(harness, dict(max_depth=0.0, fx=0.0, fy=0.0), max_depth=2.5):
-        msg = send_until(harness, 'depth', grey(128), INTR)
+        msg = send_until(harness, 'depth/image', grey(128), INTR)
         assert np.isnan(ros_io.depth_from_image(msg)).all()
 
 

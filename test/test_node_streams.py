@@ -49,16 +49,16 @@ def test_two_namespaced_nodes_raw_and_compressed_with_corrupt_jpeg(ros, tmp_path
     left, right = Harness('h_left', '/cam_left'), Harness('h_right', '/cam_right')
     try:
         for h in (left, right):
-            h.subscribe('depth', Image)
+            h.subscribe('depth/image', Image)
         left.wait_connected('raw')
         right.wait_connected('compressed')
         left.send(grey(50), INTR)
         right.send(grey(220), INTR, compressed=True)
         for h in (left, right):
-            h.wait_for(lambda h=h: h.received['depth'], 15, 'depth')
+            h.wait_for(lambda h=h: h.received['depth/image'], 15, 'depth')
         # Each camera's depth comes from its own image: no cross-talk between namespaces.
-        d_left = ros_io.depth_from_image(left.received['depth'][-1])
-        d_right = ros_io.depth_from_image(right.received['depth'][-1])
+        d_left = ros_io.depth_from_image(left.received['depth/image'][-1])
+        d_right = ros_io.depth_from_image(right.received['depth/image'][-1])
         assert np.allclose(d_left, 4 * 50 / 255 + 1, atol=1e-4)
         assert np.allclose(d_right, 4 * 220 / 255 + 1, atol=0.05)  # jpeg rounding
         # A truncated JPEG is counted and skipped; the next good one is processed.
@@ -69,9 +69,9 @@ def test_two_namespaced_nodes_raw_and_compressed_with_corrupt_jpeg(ros, tmp_path
         right.pub_compressed.publish(cut)
         right.wait_for(lambda: right.diag('/cam_right/depth').get('bad_corrupt_image', 0) >= 1,
                        10, 'corrupt jpeg counted')
-        right.received['depth'].clear()
+        right.received['depth/image'].clear()
         right.send(grey(10), INTR, compressed=True)
-        right.wait_for(lambda: right.received['depth'], 10, 'depth after a corrupt jpeg')
+        right.wait_for(lambda: right.received['depth/image'], 10, 'depth after a corrupt jpeg')
         assert comp.alive() and raw.alive()
     finally:
         left.destroy()
@@ -92,7 +92,7 @@ def test_lazy_outputs_cost_nothing_without_subscribers(ros, tmp_path):
         harness.wait_for(lambda: harness.diag('/depth_lazy').get('skipped_no_subscribers', 0)
                          >= 3, 10, 'skipped frames')
         assert harness.diag('/depth_lazy').get('frames_out', 0) == 0
-        harness.subscribe('depth', Image)
+        harness.subscribe('depth/image', Image)
         harness.wait_connected()
         for _ in range(3):
             harness.send(grey(80), INTR)
@@ -118,14 +118,14 @@ def test_nan_from_the_model_is_never_published(ros, tmp_path):
     brightness_model(model, H, W, kind='nan')
     proc = start('depth_nan', model, tmp_path)
     harness = Harness('h_nan')
-    harness.subscribe('depth', Image)
+    harness.subscribe('depth/image', Image)
     try:
         harness.wait_connected()
         harness.send(grey(80), INTR)
         harness.wait_for(lambda: harness.diag('/depth_nan').get('model_nonfinite', 0) >= 1,
                          10, 'nonfinite counted')
         harness.spin(0.3)
-        assert harness.received['depth'] == [] and proc.alive()
+        assert harness.received['depth/image'] == [] and proc.alive()
         assert 'NaN/Inf' in proc.output()
     finally:
         harness.destroy()
@@ -143,7 +143,7 @@ def test_frame_dropping_bounds_latency_and_memory(ros, tmp_path):
     try:
         harness.wait_connected()
         harness.send(grey(30), INTR)
-        harness.wait_for(lambda: harness.received['depth'], 20, 'first depth')
+        harness.wait_for(lambda: harness.received['depth/image'], 20, 'first depth')
         rss0 = proc.rss_mb()
         end = time.monotonic() + 5.0
         sent = 0
@@ -153,7 +153,7 @@ def test_frame_dropping_bounds_latency_and_memory(ros, tmp_path):
             harness.spin(1 / 60)
         harness.spin(1.0)
         diag = harness.diag('/depth_slow')
-        received = len(harness.received['depth'])
+        received = len(harness.received['depth/image'])
         rss1 = proc.rss_mb()
         keys = ('frames_in', 'frames_out', 'dropped', 'inference_ms', 'latency_p95_ms')
         summary = {k: diag.get(k) for k in keys}
@@ -186,19 +186,19 @@ def test_real_images_flow_end_to_end(ros, tmp_path, shared_data, dataset):
     proc = Process('depth_node', ['-r', f'__node:=depth_{dataset}', '-p', 'points_rgb:=true'],
                    str(tmp_path))  # the bundled model
     harness = Harness(f'h_{dataset}')
-    harness.subscribe('depth', Image)
+    harness.subscribe('depth/image', Image)
     harness.subscribe('points', PointCloud2)
     try:
         harness.wait_connected()
         # A camera streams: repeat the frame (the first large best-effort samples can go
         # out before the data connection is up).
         end = time.monotonic() + 30
-        while not (harness.received['depth'] and harness.received['points']):
+        while not (harness.received['depth/image'] and harness.received['points']):
             assert time.monotonic() < end, 'no depth and points for a real image:\n' + \
                 proc.output()
             harness.send(rgb, intr, encoding='bgr8')
             harness.spin(0.3)
-        depth = ros_io.depth_from_image(harness.received['depth'][-1])
+        depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
         assert depth.shape == rgb.shape[:2]
         valid = np.isfinite(depth)
         assert valid.mean() > 0.5
@@ -268,14 +268,15 @@ def test_real_picture_orientation_and_delivery_without_a_dds_profile(ros, tmp_pa
         proc = start('depth', model, tmp_path, namespace='/plain_user')
         listener = subprocess.Popen(
             [sys.executable, os.path.join(os.path.dirname(__file__), 'depth_listener.py'),
-             '/plain_user/depth', '20'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+             '/plain_user/depth/image', '20'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
     harness = Harness('h_plain', '/plain_user')
-    harness.subscribe('depth', Image)
+    harness.subscribe('depth/image', Image)
     harness.subscribe('points', PointCloud2)
     try:
         harness.wait_connected()
-        harness.wait_for(lambda: harness.node.count_subscribers('/plain_user/depth') >= 2, 20,
+        harness.wait_for(lambda: harness.node.count_subscribers('/plain_user/depth/image') >= 2,
+                         20,
                          'the other process to subscribe')
         harness.spin(0.5)
         end, sent = time.monotonic() + 8.0, 0
@@ -283,8 +284,8 @@ def test_real_picture_orientation_and_delivery_without_a_dds_profile(ros, tmp_pa
             harness.send(rgb, intr, encoding='bgr8' if sent % 2 else 'rgb8')
             sent += 1
             harness.spin(0.1)
-        assert harness.received['depth'] and harness.received['points'], proc.output()
-        for msg in harness.received['depth'][-2:]:  # one from bgr8, one from rgb8
+        assert harness.received['depth/image'] and harness.received['points'], proc.output()
+        for msg in harness.received['depth/image'][-2:]:  # one from bgr8, one from rgb8
             depth = ros_io.depth_from_image(msg)
             assert depth.shape == (h, w)
             assert np.abs(depth - expected).max() < 1e-4
@@ -297,7 +298,7 @@ def test_real_picture_orientation_and_delivery_without_a_dds_profile(ros, tmp_pa
         # profile), the other process got nearly all; without the shipped profile about a
         # quarter arrive (scripts/bench_transport.py).
         ours = {m.header.stamp.sec * 10 ** 9 + m.header.stamp.nanosec
-                for m in harness.received['depth']}
+                for m in harness.received['depth/image']}
         theirs = set(result['stamps'])
         assert len(ours) >= 0.7 * sent, (len(ours), sent)
         assert len(ours & theirs) >= 0.8 * len(ours), (len(ours & theirs), len(ours), sent)
@@ -336,7 +337,7 @@ def test_diagnostic_levels_follow_the_last_period(ros, tmp_path):
     try:
         harness.wait_connected()
         level_becomes(0, 'idle')  # nobody subscribes: OK
-        harness.subscribe('depth', Image)
+        harness.subscribe('depth/image', Image)
         harness.wait_connected()
         # Images but no CameraInfo yet: WARN for the period, ERROR once it lasts.
         no_info = lambda: harness.send(grey(80), INTR, info=False)  # noqa: E731
@@ -344,7 +345,7 @@ def test_diagnostic_levels_follow_the_last_period(ros, tmp_path):
         level_becomes(2, 'publishing nothing', feed=no_info)
         # CameraInfo arrives: back to OK.
         level_becomes(0, 'ok', feed=lambda: harness.send(grey(80), INTR))
-        assert harness.received['depth']
+        assert harness.received['depth/image']
     finally:
         harness.destroy()
         assert proc.stop() == 0, proc.output()

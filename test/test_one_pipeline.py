@@ -29,7 +29,7 @@ def node_depth(rgb, camera, log_dir):
     """Return the depth depth_node publishes for rgb (default parameters, bundled model)."""
     proc = Process('depth_node', ['-r', '__node:=depth_same'], log_dir)
     harness = Harness('harness_same')
-    harness.subscribe('depth', Image)
+    harness.subscribe('depth/image', Image)
     try:
         try:
             harness.wait_connected()
@@ -39,10 +39,11 @@ def node_depth(rgb, camera, log_dir):
             header = harness.send(rgb, camera)
             try:
                 harness.wait_for(lambda: any(m.header.stamp == header.stamp
-                                             for m in harness.received['depth']), 0.5)
+                                             for m in harness.received['depth/image']), 0.5)
             except AssertionError:
                 continue
-            msg = next(m for m in harness.received['depth'] if m.header.stamp == header.stamp)
+            msg = next(m for m in harness.received['depth/image']
+                       if m.header.stamp == header.stamp)
             return ros_io.depth_from_image(msg)
         raise AssertionError('no depth from the node:\n' + proc.output())
     finally:

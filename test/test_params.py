@@ -30,7 +30,7 @@ def test_defaults_are_valid_and_every_row_has_a_type_and_description():
     (dict(edge_threshold=float('nan')), 'edge_threshold must be finite'),
     (dict(max_input_pixels=0), 'max_input_pixels'),
     (dict(publish_points='yes'), 'publish_points must be a bool'),
-    (dict(qos_depth=True), 'qos_depth must be a integer'),
+    (dict(cloud_decimation=True), 'cloud_decimation must be a integer'),
     (dict(min_depth=5.0, max_depth=2.0), 'min_depth (5.0) must be smaller'),
     (dict(intrinsics='manual', fx=500.0, fy=500.0), 'cx, cy not set'),
     (dict(intrinsics='manual', cx=320.0, cy=240.0), 'fx, fy not set'),
@@ -39,6 +39,13 @@ def test_bad_values_are_refused_with_a_reason(change, words):
     cfg = dict(params.defaults(), **change)
     problem = params.validate(cfg)
     assert problem and words in problem, problem
+
+
+def test_removed_qos_parameters_name_what_replaces_them():
+    for name in ('qos_reliability', 'output_reliability', 'qos_depth'):
+        assert name not in params.defaults()
+        assert 'qos_overrides' in params.REMOVED[name]
+    assert 'qos_overrides' in params.help_text()
 
 
 def test_cross_checks_use_the_model_range():

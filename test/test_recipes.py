@@ -22,7 +22,7 @@ import yaml
 
 NAV2_FILE = ROOT / 'config' / 'nav2_depth_costmap.yaml'
 RTABMAP_LAUNCH = ROOT / 'launch' / 'depth_rtabmap.launch.py'
-NODE_TOPICS = {'depth', 'depth/camera_info', 'depth/colored', 'points', 'depth/relative'}
+NODE_TOPICS = {'depth/image', 'depth/camera_info', 'depth/colored', 'points', 'depth/relative'}
 # nav2_costmap_2d (Humble to Kilted): the voxel layer's own parameters, then the parameters of
 # each observation source (ObstacleLayer::onInitialize).
 VOXEL_LAYER = {'plugin', 'enabled', 'footprint_clearing_enabled', 'min_obstacle_height',
@@ -88,8 +88,9 @@ def test_rtabmap_launch_feeds_depth_camera_info_and_rgb_with_approx_sync():
                   getattr(n.targets[0], 'id', '') == 'remappings')
     assert {e.elts[0].value for e in remaps.value.elts} == RTABMAP_TOPICS
     # depth/image is the node's depth topic under its namespace.
-    assert "PathJoinSubstitution(['/', arg['namespace'], 'depth'])" in RTABMAP_LAUNCH.read_text()
-    assert 'depth' in NODE_TOPICS
+    assert ("PathJoinSubstitution(['/', arg['namespace'], 'depth', 'image'])" in
+            RTABMAP_LAUNCH.read_text())
+    assert 'depth/image' in NODE_TOPICS
 
 
 FAKE = '''#!{python}
@@ -182,7 +183,7 @@ def test_rtabmap_launch_runs_with_stand_ins_for_rtabmaps_executables(colcon_ws, 
                             .split('FAKE_TOPICS ', 1)[1])
         assert topics == {'rgb/image': '/camera/image_raw',
                           'rgb/camera_info': '/camera/camera_info',
-                          'depth/image': '/camera/depth'}
+                          'depth/image': '/camera/depth/image'}
         # depth arrives with the image's stamp, so the pair is found.
         assert any('FAKE_PAIRED' in line for line in lines), out[-4000:]
     assert 'rtabmap_viz' not in out  # off by default

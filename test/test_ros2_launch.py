@@ -97,7 +97,7 @@ def two_cameras(colcon_ws, ros, tmp_path_factory):
     node = rclpy.create_node('launch_probe')
     received = {}
     for ns in ('front', 'rear'):
-        for topic, kind in (('depth', Image), ('depth/camera_info', CameraInfo),
+        for topic, kind in (('depth/image', Image), ('depth/camera_info', CameraInfo),
                             ('points', PointCloud2)):
             name = f'/{ns}/{topic}'
             received[name] = []
@@ -120,7 +120,7 @@ def test_sample_camera_launch_publishes_depth_camera_info_and_points(two_cameras
     received = two_cameras['received']
     missing = [t for t, msgs in received.items() if not msgs]
     assert not missing, f'nothing on {missing}:\n' + two_cameras['front'].output()
-    depth = received['/front/depth'][-1]
+    depth = received['/front/depth/image'][-1]
     info = received['/front/depth/camera_info'][-1]
     assert (depth.encoding, depth.width, depth.height) == ('32FC1', 640, 480)
     assert (info.width, info.height) == (640, 480) and info.k[0] > 0
@@ -150,13 +150,13 @@ def test_sample_source_plays_a_folder_of_pictures(two_cameras):
 def test_two_namespaced_launches_do_not_cross_topics(two_cameras):
     node = two_cameras['node']
     for ns, other in (('front', 'rear'), ('rear', 'front')):
-        pubs = node.get_publishers_info_by_topic(f'/{ns}/depth')
+        pubs = node.get_publishers_info_by_topic(f'/{ns}/depth/image')
         assert {(p.node_namespace, p.node_name) for p in pubs} == {(f'/{ns}', 'depth_node')}
         subs = node.get_subscriptions_info_by_topic(f'/{ns}/camera/image_raw')
         assert {(s.node_namespace, s.node_name) for s in subs} == {(f'/{ns}', 'depth_node')}
         cams = node.get_publishers_info_by_topic(f'/{ns}/camera/image_raw')
         assert {(p.node_namespace, p.node_name) for p in cams} == {(f'/{ns}', 'sample_camera')}
-    assert not node.get_publishers_info_by_topic('/depth')
+    assert not node.get_publishers_info_by_topic('/depth/image')
     assert not node.get_publishers_info_by_topic('/camera/image_raw')
 
 
@@ -167,11 +167,11 @@ def test_rviz_without_rviz2_is_an_error_line_and_the_node_keeps_running(two_came
         pytest.skip('rviz2 is installed here; this checks its absence')
     assert re.search(r'\[ERROR\] \[launch\]: rviz:=true but rviz2 is not installed',
                      front.output()), front.output()
-    before = len(two_cameras['received']['/front/depth'])
+    before = len(two_cameras['received']['/front/depth/image'])
     end = time.monotonic() + 20.0
-    while time.monotonic() < end and len(two_cameras['received']['/front/depth']) == before:
+    while time.monotonic() < end and len(two_cameras['received']['/front/depth/image']) == before:
         rclpy.spin_once(two_cameras['node'], timeout_sec=0.1)
-    assert len(two_cameras['received']['/front/depth']) > before and front.alive()
+    assert len(two_cameras['received']['/front/depth/image']) > before and front.alive()
 
 
 def test_dds_profile_none_and_custom_path_and_managed(colcon_ws, tmp_path):

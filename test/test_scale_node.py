@@ -111,8 +111,10 @@ def test_relative_model_without_scale_source_publishes_no_metres(ros, relative_m
         y = rgb.astype(np.float64).mean(axis=2) / 255.0
         np.testing.assert_allclose(relative, 1.0 / y, rtol=1e-5)
         harness.spin(1.0)
-        assert harness.received['depth'] == [] and harness.received['points'] == []
-        assert harness.received['depth/camera_info'] == []
+        assert harness.received['depth/image'] == [] and harness.received['points'] == []
+        # depth/relative's CameraInfo (image_transport's sibling) goes out with it.
+        infos = harness.received['depth/camera_info']
+        assert infos and all((i.width, i.height) == (W, H) for i in infos)
         fqn = '/rel_none: depth'
         harness.wait_for(lambda: fqn in harness.levels, 5.0, 'diagnostics')
         level, message = harness.levels[fqn]
@@ -132,7 +134,7 @@ def test_relative_model_with_fixed_scale_gives_the_right_cloud(ros, relative_mod
         xyz, _ = unpack_cloud(ros_io.cloud_from_msg(cloud))
         expected = backproject(true_depth(rgb).astype(np.float32), INTR)
         np.testing.assert_allclose(xyz, expected, rtol=1e-4, atol=1e-5)
-        assert harness.received['depth'], 'no depth image'
+        assert harness.received['depth/image'], 'no depth image'
         diag = harness.diag('/rel_fixed')
         assert diag.get('scale_source') == 'fixed' and diag.get('scale') == pytest.approx(A)
     finally:
@@ -189,7 +191,7 @@ def test_range_topic_scales_a_relative_model(ros, relative_model, tmp_path):
                 harness.spin(0.05)
             return send
 
-        msg = send_frames(harness, rgb, 'depth', before_send=reading(2.5))
+        msg = send_frames(harness, rgb, 'depth/image', before_send=reading(2.5))
         np.testing.assert_allclose(ros_io.depth_from_image(msg), 2.5, rtol=1e-5)
         # A reading out of its sensor's range gives no scale and is counted.
         send_frames(harness, rgb, 'depth/relative', before_send=reading(float('inf')))

@@ -32,10 +32,10 @@ def _streaming_node(tmp_path, model, tag):
     except AssertionError:
         raise AssertionError('node did not come up:\n' + proc.output())
     end = time.monotonic() + 20
-    while not harness.received['depth'] and time.monotonic() < end:
+    while not harness.received['depth/image'] and time.monotonic() < end:
         harness.send(grey(90), INTR)
         harness.spin(0.03)
-    assert harness.received['depth'], proc.output()
+    assert harness.received['depth/image'], proc.output()
     return proc, harness
 
 

@@ -48,7 +48,8 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Range
 
 #: FastDepth (NYU), see models/README.md; the former default, starter_indoor.onnx, is
@@ -62,6 +63,49 @@ CAMERA_INFO_WAIT_S = 0.05
 SHM_SEGMENT_BYTES = 16 * 2 ** 20
 # After this many images in a row without a CameraInfo of their stamp, stop waiting for one.
 UNPAIRED_STREAK = 3
+# Output topics. Each image has its CameraInfo where image_transport looks for it: the
+# sibling camera_info in the image topic's own namespace (image_common,
+# image_transport/src/camera_common.cpp, getCameraInfoTopic), which is how
+# depth_image_proc and every CameraSubscriber pair them. The depth image, its colour map and
+# a relative model's map share one pixel grid and stamp, so they share depth/camera_info,
+# as a camera's image_raw, image_rect and image_color share its camera_info.
+DEPTH_TOPIC = 'depth/image'
+DEPTH_INFO_TOPIC = 'depth/camera_info'
+COLORED_TOPIC = 'depth/colored'
+RELATIVE_TOPIC = 'depth/relative'
+POINTS_TOPIC = 'points'
+# REP 2003's sensor-driver QoS: publishers at the system default, reliable, so that
+# reliable subscribers (RViz's image and cloud displays, depth_image_proc) connect, and
+# best-effort ones get best effort; subscriptions at sensor-data QoS, which accept both.
+# Keep last 2: one sample may still be repaired while the next is written; never a queue
+# of stale depth images behind a slow reader. The outputs and the image and camera_info
+# subscriptions take the standard read-only qos_overrides.<topic>.publisher|subscription.
+# history|depth|reliability parameters (rclpy's QoSOverridingOptions, as rclcpp nodes do).
+OUTPUT_HISTORY_DEPTH = 2
+
+
+def output_qos() -> QoSProfile:
+    """Return the default QoS of every output (before qos_overrides)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=OUTPUT_HISTORY_DEPTH,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
+def input_qos() -> QoSProfile:
+    """Return the default QoS of every subscription (before qos_overrides): sensor data."""
+    profile = qos_profile_sensor_data
+    return QoSProfile(history=profile.history, depth=profile.depth,
+                      reliability=profile.reliability, durability=profile.durability)
+
+
+def _check_qos(qos: QoSProfile) -> SetParametersResult:
+    """Refuse a qos_overrides result the node cannot work with, saying why."""
+    if qos.history == HistoryPolicy.KEEP_LAST and not 1 <= qos.depth <= 1000:
+        return SetParametersResult(successful=False,
+                                   reason=f'depth must be 1 to 1000, got {qos.depth}')
+    return SetParametersResult(successful=True)
+
+
+QOS_OVERRIDES = QoSOverridingOptions.with_default_policies(callback=_check_qos)
 # On SIGINT/SIGTERM, how long to wait for the frame in progress: a stop must not wait on a
 # long decode or inference (the worker drops its frame at the next check, or dies with the
 # process).
@@ -148,7 +192,11 @@ class DepthRuntime:
     # -- lifecycle ----------------------------------------------------------------------------
     def configure(self) -> None:
         """Validate the parameters, then load the model; raise StartupError on failure."""
-        problem = node_params.validate(self.cfg)
+        # A removed parameter given by the user (node overrides: command line, params file)
+        # is refused with what replaces it, rather than silently ignored.
+        overrides = getattr(self.node, '_parameter_overrides', None) or {}
+        problem = next((reason for name, reason in node_params.REMOVED.items()
+                        if name in overrides), None) or node_params.validate(self.cfg)
         if problem:
             raise StartupError(problem)
         self._load_model()
@@ -170,31 +218,45 @@ class DepthRuntime:
         if self.active:
             return
         node, cfg = self.node, self.cfg
-        reliability = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
-                       'reliable': ReliabilityPolicy.RELIABLE}
-        depth = int(cfg['qos_depth'])
-        qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                            reliability=reliability[cfg['qos_reliability']])
-        qos_out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                             reliability=reliability[cfg['output_reliability']])
-        self.pub_depth = node.create_publisher(Image, 'depth', qos_out)
-        self.pub_info = node.create_publisher(CameraInfo, 'depth/camera_info', qos_out)
-        self.pub_colored = node.create_publisher(Image, 'depth/colored', qos_out)
-        self.pub_points = node.create_publisher(PointCloud2, 'points', qos_out)
+        try:
+            qos_in = input_qos()
+            self.pub_depth = node.create_publisher(Image, DEPTH_TOPIC, output_qos(),
+                                                   qos_overriding_options=QOS_OVERRIDES)
+            self._entities.append((node.destroy_publisher, self.pub_depth))
+            self.pub_info = node.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, output_qos(),
+                                                  qos_overriding_options=QOS_OVERRIDES)
+            self._entities.append((node.destroy_publisher, self.pub_info))
+            self.pub_colored = node.create_publisher(Image, COLORED_TOPIC, output_qos(),
+                                                     qos_overriding_options=QOS_OVERRIDES)
+            self._entities.append((node.destroy_publisher, self.pub_colored))
+            self.pub_points = node.create_publisher(PointCloud2, POINTS_TOPIC, output_qos(),
+                                                    qos_overriding_options=QOS_OVERRIDES)
+            self._entities.append((node.destroy_publisher, self.pub_points))
+            if not self.meta.is_metric:
+                self.pub_relative = node.create_publisher(
+                    Image, RELATIVE_TOPIC, output_qos(), qos_overriding_options=QOS_OVERRIDES)
+                self._entities.append((node.destroy_publisher, self.pub_relative))
+            if cfg['input_transport'] == 'compressed':
+                image_sub = node.create_subscription(CompressedImage, 'image/compressed',
+                                                     self._on_image, input_qos(),
+                                                     qos_overriding_options=QOS_OVERRIDES)
+            else:
+                image_sub = node.create_subscription(Image, 'image', self._on_image,
+                                                     input_qos(),
+                                                     qos_overriding_options=QOS_OVERRIDES)
+            self._entities.append((node.destroy_subscription, image_sub))
+            info_sub = node.create_subscription(CameraInfo, 'camera_info',
+                                                self._on_camera_info, input_qos(),
+                                                qos_overriding_options=QOS_OVERRIDES)
+            self._entities.append((node.destroy_subscription, info_sub))
+        except Exception as exc:  # noqa: BLE001 - rclpy's refusals of a qos_overrides value
+            self.deactivate()
+            raise StartupError(f'qos_overrides: {shorten(exc)} (values: history keep_last or '
+                               'keep_all, depth 1 to 1000, reliability reliable or '
+                               'best_effort)') from exc
         self.pub_diag = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        if not self.meta.is_metric:
-            self.pub_relative = node.create_publisher(Image, 'depth/relative', qos_out)
-            self._entities.append((node.destroy_publisher, self.pub_relative))
-        if cfg['input_transport'] == 'compressed':
-            image_sub = node.create_subscription(CompressedImage, 'image/compressed',
-                                                 self._on_image, qos_in)
-        else:
-            image_sub = node.create_subscription(Image, 'image', self._on_image, qos_in)
-        info_sub = node.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
-                                            qos_in)
         timer = node.create_timer(float(cfg['diagnostics_period']), self._publish_diagnostics)
-        self._entities += [(node.destroy_publisher, p) for p in (
-            self.pub_depth, self.pub_info, self.pub_colored, self.pub_points, self.pub_diag)]
+        self._entities.append((node.destroy_publisher, self.pub_diag))
         source = cfg['scale_source']
         # Every source of a combined fit gets its topic (and tf, to place its samples).
         sources = self.scale.config.sources() if self.scale is not None else {source: 1.0}
@@ -214,8 +276,7 @@ class DepthRuntime:
                 self._once('no_tf2', 'tf2_ros is not installed: sparse_points and range '
                            "samples are used only in the image's own frame; others are "
                            'refused (counted as bad_transform)')
-        self._entities += [(node.destroy_subscription, image_sub),
-                           (node.destroy_subscription, info_sub), (node.destroy_timer, timer)]
+        self._entities.append((node.destroy_timer, timer))
         self.judge = PeriodJudge()
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name='depth_worker', daemon=True)
@@ -619,6 +680,11 @@ class DepthRuntime:
             self._bad('model_nonfinite', str(exc))
             return
         cpu2 = time.thread_time()
+        if result.nonfinite:
+            # Published as NaN (no estimate, REP 117); counted, and said now and then.
+            self.stats.count('model_nonfinite_pixels', result.nonfinite)
+            self._throttled('nonfinite_pixels', f'the model gave NaN/Inf for '
+                            f'{result.nonfinite} pixels: published as NaN (no estimate)')
         for stage in ('preprocess', 'inference', 'postprocess', 'colored', 'cloud'):
             if stage in result.times:
                 self.stats.stage(stage, result.times[stage])
@@ -635,6 +701,9 @@ class DepthRuntime:
             # as publishing: diagnostics say WARN and why, not a stall.
             tp = time.perf_counter()
             self.pub_relative.publish(ros_io.depth_to_image(result.relative, header))
+            if result.depth is None or not want_depth:
+                # Its CameraInfo (the same grid), unless the depth image's goes out below.
+                self.pub_info.publish(ros_io.camera_info(result.camera, header))
             t_pub += time.perf_counter() - tp
         if self.scale is not None and result.scale is None:
             # The source has no scale (none yet, or its hold ran out): no metres, even from
@@ -654,6 +723,9 @@ class DepthRuntime:
         if want_colored:
             tp = time.perf_counter()
             self.pub_colored.publish(ros_io.rgb_to_image(result.colored, header))
+            if not want_depth and result.relative is None:
+                # depth/colored's CameraInfo is depth/camera_info (the same grid).
+                self.pub_info.publish(ros_io.camera_info(result.camera, header))
             t_pub += time.perf_counter() - tp
             self.stats.count('colored_computed')
         if want_points:

@@ -21,7 +21,13 @@ BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')
 PRECISIONS = ('fp32', 'fp16', 'int8')
 INTRINSICS_MODES = ('camera_info', 'kinect', 'kitti', 'manual')
 TRANSPORTS = ('raw', 'compressed')
-RELIABILITY = ('best_effort', 'reliable')
+# Replaced by the standard qos_overrides parameters: a params file or command line that
+# still sets one is refused with this reason, not silently ignored.
+REMOVED = {
+    name: (f'parameter {name} was removed: set QoS with the standard qos_overrides '
+           'parameters, e.g. qos_overrides./depth/image.publisher.reliability:=best_effort '
+           '(outputs are reliable and subscriptions sensor-data by default)')
+    for name in ('qos_reliability', 'output_reliability', 'qos_depth')}
 # '' = the mode the model declares in its metadata.
 RESIZE_MODES = ('', 'stretch', 'crop', 'pad')
 DEPTH_UPSAMPLING = ('nearest', 'bilinear', 'edge_aware')
@@ -156,11 +162,6 @@ PARAMETERS: Tuple[Param, ...] = (
           'stamp, else the nearest within this many seconds, else the newest',
           float_range=(0.0, 1.0)),
     # -- QoS and diagnostics --------------------------------------------------------------------
-    Param('qos_reliability', 'best_effort', 'input QoS reliability (best_effort = sensor '
-          'data)', read_only=True, choices=RELIABILITY),
-    Param('output_reliability', 'best_effort', 'output QoS reliability; reliable suits RViz '
-          'defaults', read_only=True, choices=RELIABILITY),
-    Param('qos_depth', 5, 'QoS history depth', read_only=True, int_range=(1, 100)),
     Param('diagnostics_period', 1.0, 'seconds between /diagnostics messages; levels judge the '
           'last period', read_only=True, float_range=(0.1, 60.0)),
 )
@@ -268,7 +269,10 @@ def help_text(program: str = 'depth_node') -> str:
              '',
              'Metric depth images and point clouds from one RGB camera. Subscribes to image '
              '(or image/compressed) and camera_info;',
-             'publishes depth, depth/camera_info, depth/colored, points and /diagnostics.',
+             'publishes depth/image, depth/camera_info, depth/colored, points and '
+             '/diagnostics.',
+             'QoS: outputs reliable (keep last 2), subscriptions sensor data; change them with '
+             '-p qos_overrides./<topic>.publisher|subscription.reliability|depth|history:=...',
              '',
              'parameters:',
              '  ' + '  '.join(h.ljust(w) for h, w in zip(('name', 'type', 'default', 'values'),

@@ -41,11 +41,12 @@ def generate_test_description():
 class TestOutputs(unittest.TestCase):
 
     def test_depth_camera_info_and_points_arrive(self, proc_output, depth_node):
-        topics = [('depth', Image), ('depth/camera_info', CameraInfo), ('points', PointCloud2)]
+        topics = [('depth/image', Image), ('depth/camera_info', CameraInfo),
+                  ('points', PointCloud2)]
         wait = WaitForTopics(topics, timeout=120.0)
         try:
             self.assertTrue(wait.wait(), f'nothing on {wait.topics_not_received()}')
-            depth = wait.received_messages('depth')[-1]
+            depth = wait.received_messages('depth/image')[-1]
             info = wait.received_messages('depth/camera_info')[-1]
             cloud = wait.received_messages('points')[-1]
         finally:
