@@ -218,6 +218,31 @@ def validate(cfg: Mapping[str, Any], model_depth_range: Optional[Tuple[float, fl
         if missing:
             return (f'intrinsics manual needs fx, fy, cx and cy (pixels at the input '
                     f'resolution); {", ".join(missing)} not set (0)')
+    frame_problem = frame_id_problem(str(cfg.get('frame_id', '')))
+    if frame_problem:
+        return f'frame_id {frame_problem}'
+    return None
+
+
+# A frame name as tf2 takes one (no leading '/': tf2/src/buffer_core.cpp, validateFrameId)
+# and as a log line or a message header can carry it.
+MAX_FRAME_ID_LENGTH = 256
+
+
+def frame_id_problem(frame_id: str) -> Optional[str]:
+    """Return why a (non-empty) frame_id is no frame name, or None; '' means the input's."""
+    if not frame_id:
+        return None
+    if len(frame_id) > MAX_FRAME_ID_LENGTH:
+        return (f'has {len(frame_id)} characters (at most {MAX_FRAME_ID_LENGTH}): '
+                f'{frame_id[:40]!r}...')
+    shown = repr(frame_id)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in frame_id):
+        return f'{shown} holds control characters (such as NUL)'
+    if any(c.isspace() for c in frame_id):
+        return f'{shown} holds a space'
+    if frame_id.startswith('/'):
+        return f"{shown} must not start with '/' (tf2 refuses such frame names)"
     return None
 
 
