@@ -36,7 +36,7 @@ COLUMNS = ('model', 'params_m', 'ort_p50_ms', 'ort_ratio', 'pipeline_p50_ms',
 def export_variants(checkpoint: str, folder: str) -> Dict[str, Dict]:
     """Export the ensemble, each base and the simple average; return {name: info}."""
     import dataclasses
-    from training.checkpoint import load_model
+    from training.networks import load_model
     from training.export_onnx import export_model
     from training.networks.ensemble import count_parameters
     model, meta = load_model(checkpoint)

@@ -91,7 +91,7 @@ def run_cell(config: Dict, bases_ready: Dict, inputs: str, bases: str, schedule:
              folder: str, meta_epochs: int, base_epochs: int, eval_set) -> Dict:
     """Train one cell and evaluate it; return its metrics."""
     import torch
-    from training.checkpoint import load_model
+    from training.networks import load_model
     from training.ensemble import compare
     from training.trainer import run_training, TrainingDivergedError
     cell = copy.deepcopy(config)

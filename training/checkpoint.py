@@ -13,14 +13,15 @@ and lists, never numpy objects::
      'config': resolved config, 'model': state_dict, 'optimizer', 'scheduler', 'scaler',
      'epoch', 'step', 'best', 'early_stopping', 'rng', ...}
 
-``load_model`` rebuilds the network with ``build_model(meta.arch, **meta.arch_args)``.
+``training.networks.load_model`` rebuilds the network with
+``build_model(meta.arch, **meta.arch_args)`` (this module knows no network: the zoo imports it).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 from mono_depth_ros.core.atomic import atomic_path
 from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
@@ -147,14 +148,3 @@ def load_checkpoint(path: str, map_location='cpu') -> Dict[str, Any]:
         if key not in ckpt:
             raise CheckpointError(f'{path} lacks {key!r}')
     return ckpt
-
-
-def load_model(path: str, map_location='cpu') -> Tuple[torch.nn.Module, ModelMeta]:
-    """Return (network in eval mode, ModelMeta) rebuilt from a checkpoint."""
-    from training.networks import build_model
-    ckpt = load_checkpoint(path, map_location)
-    meta = ModelMeta.from_dict(ckpt['meta'])
-    args = {k: v for k, v in meta.arch_args.items() if k not in _LOAD_TIME_ARGS}
-    model = build_model(meta.arch, **args)
-    model.load_state_dict(ckpt['model'])
-    return model.to(map_location).eval(), meta

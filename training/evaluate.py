@@ -46,7 +46,6 @@ from mono_depth_ros.inference.base import create_backend  # noqa: E402
 from mono_depth_ros.inference.torch_backend import (graph_input_meta, graph_module,  # noqa: E402
                                                     TorchBackend)
 import numpy as np  # noqa: E402
-from training.checkpoint import load_model  # noqa: E402
 from training.datasets import (FolderDataset, KittiObject, KittiRaw, NYUCSV, NYUH5,  # noqa: E402
                                NYUMat, SyntheticDataset)
 from training.datasets.augment import RawSample  # noqa: E402
@@ -54,6 +53,7 @@ from training.datasets.base import DatasetError  # noqa: E402
 from training.datasets.nyu import read_index_list  # noqa: E402
 from training.metrics import (average_metrics, compute_depth_metrics, METRIC_NAMES,  # noqa: E402
                               NoValidPixelsError)
+from training.networks import load_model  # noqa: E402
 
 CAPS = {'nyu': 10.0, 'kitti': 80.0}
 DEFAULT_CROPS = {'nyu': 'eigen', 'kitti': 'garg'}

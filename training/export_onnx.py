@@ -264,7 +264,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     """Run the export; return 0, or 1 with a message on failure."""
     args = parse_args(argv)
-    from training.checkpoint import load_model
+    from training.networks import load_model
     from training.cli import fail
     try:
         model, meta = load_model(args.checkpoint, map_location='cpu')

@@ -9,7 +9,7 @@ import pytest
 import torch
 from training import checkpoint as ck
 from training.config import load_config
-from training.networks import build_model
+from training.networks import build_model, load_model
 
 ARGS = {'width_mult': 0.35, 'decoder_channels': [16, 16, 8, 8], 'output': 'inverse'}
 
@@ -39,7 +39,7 @@ def test_round_trip_weights_only(tmp_path):
     raw = torch.load(path, weights_only=True)  # no pickled code anywhere inside
     assert raw['format'] == ck.FORMAT and raw['step'] == 17 and raw['epoch'] == 2
     assert raw['optimizer']['state'], 'optimizer moments are saved'
-    loaded, meta2 = ck.load_model(path)
+    loaded, meta2 = load_model(path)
     assert isinstance(meta2, ModelMeta) and meta2 == meta
     assert (meta2.arch, meta2.arch_args['width_mult']) == ('mobilenetv2_unet', 0.35)
     assert meta2.output_mode == 'inverse_depth' and meta2.output_scale == pytest.approx(9.9)

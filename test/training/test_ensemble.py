@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from script_module import load_script
 import torch
-from training.checkpoint import load_checkpoint, load_model
+from training.checkpoint import load_checkpoint
 from training.config import load_config
 from training.datasets.augment import normalize
 from training.losses import silog_loss
-from training.networks import build_model
+from training.networks import build_model, load_model
 from training.networks.base import DepthNet
 from training.trainer import run_training
 

@@ -425,7 +425,7 @@ def test_short_run_improves_median_scaled_d1_over_the_untrained_network(one_thre
     before = average_metrics(rows)['d1']
     summary = run_training(config, str(tmp_path), log=lambda _m: None, resume=False)
     rows = []
-    from training.checkpoint import load_model
+    from training.networks import load_model
     trained, meta = load_model(summary['last'])
     assert meta.output_mode == 'inverse_depth'  # known poses fix the scale
     for _, _, metrics in evaluate_batches(task, trained, val, 'cpu', 1.0, 10.0,

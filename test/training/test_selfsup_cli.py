@@ -11,9 +11,10 @@ from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 import pytest
 import torch
-from training.checkpoint import load_checkpoint, load_model
+from training.checkpoint import load_checkpoint
 from training.datasets.augment import normalize
 from training.export_onnx import export_model
+from training.networks import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ['data.synthetic.train_size=8', 'data.synthetic.val_size=2', 'train.epochs=1',

@@ -9,9 +9,11 @@ output maps to metres (ModelMeta conventions) and ``to_depth`` applies it in tor
 """
 
 import inspect
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Tuple
 
+from mono_depth_ros.core.model_meta import ModelMeta
 from torch import nn
+from training.checkpoint import load_checkpoint
 from training.networks.base import DepthNet, OUTPUTS
 from training.networks.decoders import MonodepthDecoder, PoseDecoder, UNetDecoder
 from training.networks.eigen import EigenMultiScale
@@ -37,7 +39,7 @@ __all__ = ['ARCHITECTURES', 'DepthNet', 'EigenMultiScale', 'FastDepth', 'MobileN
            'MobileNetV2UNet', 'MonodepthDecoder', 'OUTPUTS', 'PoseDecoder', 'ResNet18Monodepth',
            'ResNetEncoder', 'SqueezeNetEncoder', 'SqueezeNetUNet', 'StackedEnsemble',
            'UNetDecoder', 'YOLOv8Encoder', 'YOLOv8nUNet', 'YOLOv8sUNet', 'YOLOv8UNet',
-           'arch_arg_names', 'build_model', 'rebuild_args']
+           'arch_arg_names', 'build_model', 'load_base', 'load_model', 'rebuild_args']
 
 # Arguments that only matter when a network is first built for training: the weights they
 # bring in are in the checkpoint afterwards, and the files they name may not exist where
@@ -66,3 +68,28 @@ def build_model(arch: str, **arch_args: Any) -> nn.Module:
 def rebuild_args(arch_args: Dict[str, Any]) -> Dict[str, Any]:
     """Return arch_args without the init-only ones, for rebuilding a network from a checkpoint."""
     return {k: v for k, v in arch_args.items() if k not in INIT_ONLY_ARGS}
+
+
+def load_model(path: str, map_location='cpu') -> Tuple[nn.Module, ModelMeta]:
+    """Return (network in eval mode, ModelMeta) rebuilt from a checkpoint."""
+    ckpt = load_checkpoint(path, map_location)
+    meta = ModelMeta.from_dict(ckpt['meta'])
+    model = build_model(meta.arch, **rebuild_args(meta.arch_args))
+    model.load_state_dict(ckpt['model'])
+    return model.to(map_location).eval(), meta
+
+
+def load_base(spec: Mapping[str, Any]) -> nn.Module:
+    """Build an ensemble's base learner from its spec; load its checkpoint when one is named."""
+    if spec['checkpoint']:
+        model, meta = load_model(spec['checkpoint'])
+        if meta.arch != spec['arch']:
+            raise ValueError(f'{spec["checkpoint"]} holds a {meta.arch}, the ensemble '
+                             f'expects a {spec["arch"]}')
+        return model
+    # A 'pretrained' file is read at first build only: the ensemble's checkpoint drops it
+    # (training.ensemble.EnsembleTask.describe) because it holds the weights.
+    return build_model(spec['arch'], **spec['args'])
+
+
+StackedEnsemble.base_loader = staticmethod(load_base)

@@ -21,7 +21,7 @@ still learn from their own losses but their outputs reach the meta-learner detac
 and its raw output is metric depth (``output_mode`` metric, scale 1).
 """
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -111,21 +111,6 @@ def _base_spec(spec: Mapping[str, Any], index: int) -> Dict[str, Any]:
     return out
 
 
-def load_base(spec: Mapping[str, Any]) -> nn.Module:
-    """Build a base learner from its spec; load its checkpoint (safely) when one is named."""
-    from training.networks import build_model
-    if spec['checkpoint']:
-        from training.checkpoint import load_model
-        model, meta = load_model(spec['checkpoint'])
-        if meta.arch != spec['arch']:
-            raise ValueError(f'{spec["checkpoint"]} holds a {meta.arch}, the ensemble '
-                             f'expects a {spec["arch"]}')
-        return model
-    # A 'pretrained' file is read at first build only: the ensemble's checkpoint drops it
-    # (training.ensemble.EnsembleTask.describe) because it holds the weights.
-    return build_model(spec['arch'], **spec['args'])
-
-
 class StackedEnsemble(DepthNet):
     """
     N zoo base learners + a :class:`MetaUNet` predicting per-pixel softmax weights over them.
@@ -138,6 +123,10 @@ class StackedEnsemble(DepthNet):
     learners are ``self.encoder`` for the zoo's freezing logic, so ``bases='frozen'`` keeps
     their batch norms in eval mode too.
     """
+
+    # Builds (or loads) one base learner from its spec. The zoo (training.networks) sets it:
+    # the zoo imports this module, so this module cannot import the zoo.
+    base_loader: Optional[Callable[[Mapping[str, Any]], nn.Module]] = None
 
     output = 'linear'
 
@@ -156,7 +145,10 @@ class StackedEnsemble(DepthNet):
             raise ValueError(f'an ensemble needs at least 2 base_models, got {len(specs)}')
         self.specs = specs
         self.inputs, self.bases, self.schedule = inputs, bases, schedule
-        self.encoder = nn.ModuleList(load_base(s) for s in specs)
+        if StackedEnsemble.base_loader is None:
+            raise RuntimeError('StackedEnsemble is built through training.networks.build_model, '
+                               'which knows how to build its base learners')
+        self.encoder = nn.ModuleList(StackedEnsemble.base_loader(s) for s in specs)
         in_ch = (3 if 'rgb' in inputs else 0) + (len(specs) if 'd' in inputs else 0)
         self.decoder = MetaUNet(in_ch, len(specs), meta_width, meta_levels)
         # Separate schedule, frozen: the bases are fixed. Simultaneous, frozen: they learn
