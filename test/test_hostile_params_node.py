@@ -93,3 +93,15 @@ def test_bad_frame_id_at_start_is_one_line(ros, tmp_path):
     assert proc.popen.wait(60) == 1, proc.output()
     out = proc.output().strip()
     assert len(out.splitlines()) == 1 and 'frame_id' in out, out
+
+
+@pytest.mark.parametrize('args, words', [
+    (['-p', 'camera_info_url:=file:///etc/passwd'], 'camera_info_url'),
+    (['-p', 'width:=8192', '-p', 'height:=8192'], 'above 8847360'),
+    (['-p', 'width:=16384'], 'width'),
+], ids=['passwd', 'too_many_pixels', 'too_wide'])
+def test_sample_camera_refuses_in_one_line(ros, tmp_path, args, words):
+    proc = Process('sample_camera', args, str(tmp_path))
+    assert proc.popen.wait(30) == 1, proc.output()
+    out = proc.output().strip()
+    assert len(out.splitlines()) == 1 and words in out and 'Traceback' not in out, out

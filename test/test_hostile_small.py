@@ -27,3 +27,32 @@ def test_frame_id_must_be_a_frame_name(frame_id, words):
     assert len(problem) < 200
     for good in ('', 'camera_color_optical_frame', 'robot1/camera_link'):
         assert params.validate(dict(params.defaults(), frame_id=good)) is None
+
+
+def test_sample_camera_folder_sources_get_the_nodes_header_checks(tmp_path):
+    import struct
+
+    import cv2
+    import hostile_images as hostile
+    from mono_depth_ros.core import image_codec
+    from mono_depth_ros.ros import sample_camera as cam
+    import numpy as np
+    # Every format's declared size is read from its header before anything is decoded.
+    picture = np.zeros((30, 40, 3), np.uint8)
+    for ext in ('.bmp', '.ppm', '.pgm', '.tiff', '.png', '.jpg'):
+        path = tmp_path / f'ok{ext}'
+        cv2.imwrite(str(path), picture if ext != '.pgm' else picture[..., 0])
+        assert cam._read_rgb(str(path), None).shape == (30, 40, 3), ext
+        if ext not in ('.png', '.jpg'):
+            assert cam.declared_size(path.read_bytes()) == (40, 30), ext
+    bombs = tmp_path / 'bombs'
+    bombs.mkdir()
+    (bombs / 'a.png').write_bytes(hostile.png_bomb(20000))  # 48 KB, 1.2 GB decoded
+    bmp = bytearray((tmp_path / 'ok.bmp').read_bytes())
+    bmp[18:26] = struct.pack('<ii', 20000, 20000)
+    (bombs / 'b.bmp').write_bytes(bytes(bmp))
+    for path in sorted(bombs.iterdir()):
+        with pytest.raises(image_codec.ImageTooLargeError, match='20000x20000'):
+            cam._read_rgb(str(path), None)
+    with pytest.raises(cam.StartupError, match='a.png.*20000x20000'):
+        cam.folder_source(str(bombs), None)

@@ -23,8 +23,10 @@ import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
+from mono_depth_ros.core import image_codec
 from mono_depth_ros.core.image_codec import SUPPORTED_ENCODINGS
-from mono_depth_ros.core.intrinsics import Intrinsics, load_camera_info_yaml, preset
+from mono_depth_ros.core.intrinsics import (Intrinsics, IntrinsicsError, load_camera_info_yaml,
+                                            preset)
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros.params import descriptor, Param
 import numpy as np
@@ -36,6 +38,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff')
+# Frames are held to what depth_node accepts by default (DCI 4K, 8.8 Mpx): 16384x16384
+# synthetic frames took 10.9 GB, and a 20000x20000 PNG in a folder 4.7 GB.
+MAX_PIXELS = image_codec.DEFAULT_MAX_INPUT_PIXELS
+MAX_SIDE = 8192
 TRANSPORTS = ('raw', 'compressed', 'both')
 RELIABILITY = ('best_effort', 'reliable')
 PRESETS = ('kinect', 'kitti')
@@ -58,9 +64,9 @@ PARAMETERS: Tuple[Param, ...] = (
     Param('intrinsics', 'kinect', 'preset used when camera_info_url is empty', read_only=True,
           choices=PRESETS),
     Param('width', 640, 'output width; 0 = the source size for files', read_only=True,
-          int_range=(0, 16384)),
+          int_range=(0, MAX_SIDE)),
     Param('height', 480, 'output height; 0 = the source size for files', read_only=True,
-          int_range=(0, 16384)),
+          int_range=(0, MAX_SIDE)),
     Param('synthetic_frames', 60, 'synthetic frames in the loop', read_only=True,
           int_range=(1, 1000000)),
     Param('seed', 0, 'synthetic scene seed', read_only=True, int_range=(0, 2 ** 31 - 1)),
@@ -223,13 +229,61 @@ def synthetic_source(width: int, height: int, intrinsics: Intrinsics, n: int, se
     return RenderAhead(render, n, keep=(cache_mb << 20) // frame_bytes)
 
 
-def _read_rgb(path: str, size: Optional[Tuple[int, int]]) -> Optional[np.ndarray]:
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
+def declared_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """Return (width, height) from a BMP, PNM or TIFF header, or None if it has none."""
+    import struct
+    if data[:2] == b'BM' and len(data) >= 26:  # BITMAPINFOHEADER: int32 width, height
+        width, height = struct.unpack('<ii', data[18:26])
+        return abs(width), abs(height)
+    if data[:1] == b'P' and data[1:2] in b'123456':
+        fields = data[2:256].split(b'#')[0].split()
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            return int(fields[0]), int(fields[1])
         return None
-    if size and (bgr.shape[1], bgr.shape[0]) != size:
-        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if data[:4] in (b'II*\x00', b'MM\x00*') and len(data) >= 8:
+        end = '<' if data[:2] == b'II' else '>'
+        at = struct.unpack(end + 'I', data[4:8])[0]
+        if at + 2 > len(data):
+            return None
+        found = {}
+        for i in range(min(struct.unpack(end + 'H', data[at:at + 2])[0], 4096)):
+            entry = data[at + 2 + 12 * i:at + 14 + 12 * i]
+            if len(entry) < 12:
+                break
+            tag, kind = struct.unpack(end + 'HH', entry[:4])
+            if tag in (256, 257):  # ImageWidth, ImageLength (SHORT or LONG)
+                found[tag] = struct.unpack(end + ('H' if kind == 3 else 'I'),
+                                           entry[8:10] if kind == 3 else entry[8:12])[0]
+        return (found[256], found[257]) if len(found) == 2 else None
+    return None
+
+
+def _read_rgb(path: str, size: Optional[Tuple[int, int]]) -> np.ndarray:
+    """
+    Read one image with the node's checks; raise ImageDecodeError saying why it cannot be.
+
+    PNG and JPEG go through depth_node's own decoder (declared size and JPEG scans checked
+    before decoding, strict libjpeg, PNG checked before libpng); the other formats' declared
+    size is read from their header first. Nothing above MAX_PIXELS is decoded.
+    """
+    with open(path, 'rb') as handle:
+        data = handle.read(MAX_PIXELS * 4 + (1 << 20))  # more than any accepted file
+    ext = os.path.splitext(path)[1].lower()
+    if ext in ('.png', '.jpg', '.jpeg'):
+        rgb = image_codec.decode_compressed('png' if ext == '.png' else 'jpeg', data,
+                                            MAX_PIXELS)
+    else:
+        declared = declared_size(data)
+        if declared is None:
+            raise image_codec.CorruptImageError(f'{ext} header gives no image size')
+        image_codec.check_size(ext[1:], declared[0], declared[1], MAX_PIXELS)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None or (bgr.shape[1], bgr.shape[0]) != declared:
+            raise image_codec.CorruptImageError(f'{ext} data does not decode')
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if size and (rgb.shape[1], rgb.shape[0]) != size:
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return rgb
 
 
 def folder_source(folder: str, size: Optional[Tuple[int, int]],
@@ -245,16 +299,21 @@ def folder_source(folder: str, size: Optional[Tuple[int, int]],
     paths = [os.path.join(folder, n) for n in sorted(os.listdir(folder))
              if n.lower().endswith(IMAGE_EXTENSIONS)]
     paths = [p for p in paths if cv2.haveImageReader(p)]
-    first = _read_rgb(paths[0], size) if paths else None
-    if first is None:
+    if not paths:
         raise StartupError(f'no readable images in {folder}')
+    try:
+        first = _read_rgb(paths[0], size)
+    except image_codec.ImageDecodeError as exc:
+        raise StartupError(f'cannot read image {paths[0]}: {exc}') from None
     out_size = (first.shape[1], first.shape[0])
 
     def render(index: int) -> FrameData:
-        rgb = first if index == 0 else _read_rgb(paths[index], out_size)
-        if rgb is None:
-            raise ValueError(f'cannot read image {paths[index]}')
-        return rgb, None
+        if index == 0:
+            return first, None
+        try:
+            return _read_rgb(paths[index], out_size), None
+        except image_codec.ImageDecodeError as exc:
+            raise ValueError(f'cannot read image {paths[index]}: {exc}') from None
 
     source = RenderAhead(render, len(paths), keep=(cache_mb << 20) // first.nbytes)
     source.size = out_size
@@ -293,6 +352,9 @@ class SampleCamera(Node):
                 raise StartupError(problem)
         self.p = p
         size = (p['width'], p['height']) if p['width'] and p['height'] else None
+        if size and size[0] * size[1] > MAX_PIXELS:
+            raise StartupError(f'width x height {size[0]}x{size[1]} = {size[0] * size[1]} '
+                               f'pixels is above {MAX_PIXELS} (what depth_node accepts)')
         source = str(p['source'])
         if source == 'synthetic':
             w, h = size or (640, 480)
@@ -336,7 +398,10 @@ class SampleCamera(Node):
         if url.startswith('file://'):
             url = url[len('file://'):]
         if url:
-            intr = load_camera_info_yaml(url)
+            try:
+                intr = load_camera_info_yaml(url)
+            except (IntrinsicsError, ValueError) as exc:  # not a calibration file
+                raise StartupError(f'camera_info_url: {exc}') from None
             return intr if (intr.width, intr.height) == (width, height) else intr.resize(
                 width, height)
         name = 'kitti' if self.p['intrinsics'] == 'kitti' else 'kinect_nyu'
