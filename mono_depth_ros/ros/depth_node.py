@@ -37,6 +37,7 @@ from mono_depth_ros.core import scale as scale_sources
 from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuffer,
                                         manual_camera, output_size, preset_camera)
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, NonFiniteOutputError
+from mono_depth_ros.core.health import Health
 from mono_depth_ros.core.paths import package_file
 from mono_depth_ros.core.stats import PeriodJudge, Stats
 from mono_depth_ros.inference import BackendError, create_backend
@@ -164,6 +165,9 @@ class DepthRuntime:
         node.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = Stats()
         self.judge = PeriodJudge()
+        self.health = Health()
+        self._frames_in_seen = 0.0
+        self._input_topics: Tuple[str, str] = ('', '')
         self.backend = None
         self.meta = None
         self.frames: Optional[FrameProcessor] = None
@@ -278,6 +282,11 @@ class DepthRuntime:
                            'refused (counted as bad_transform)')
         self._entities.append((node.destroy_timer, timer))
         self.judge = PeriodJudge()
+        self.health = Health(self.judge.stall_periods, float(cfg['camera_info_max_age']))
+        self._frames_in_seen = 0.0
+        image_topic = 'image/compressed' if cfg['input_transport'] == 'compressed' else 'image'
+        self._input_topics = (node.resolve_topic_name(image_topic),
+                              node.resolve_topic_name('camera_info'))
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name='depth_worker', daemon=True)
         self._worker.start()
@@ -287,6 +296,14 @@ class DepthRuntime:
             f'({self.meta.arch} {self.meta.input_width}x{self.meta.input_height}, '
             f'{self.meta.output_mode}), intrinsics {cfg["intrinsics"]}, '
             f'input {cfg["input_transport"]}, scale_source {cfg["scale_source"]}')
+        # Resolved (namespace and remapping applied): a wrong topic shows here at once.
+        inputs = [f'image {self._input_topics[0]}']
+        if cfg['intrinsics'] == 'camera_info':
+            inputs.append(f'camera_info {self._input_topics[1]}')
+        scale_topics = {'sparse_depth': ('sparse_depth', 'sparse_points'), 'range': ('range',)}
+        inputs += [f'{t} {node.resolve_topic_name(t)}'
+                   for t in scale_topics.get(str(cfg['scale_source']), ())]
+        self.log.info('input topics: ' + ', '.join(inputs))
         if not self.meta.is_metric and self.scale is None:
             self.log.warn(self._relative_warning())
 
@@ -428,6 +445,7 @@ class DepthRuntime:
         camera = camera_from_info(msg)
         if camera.warning:
             self._once('distortion', camera.warning)
+        self.health.camera_info(time.monotonic())
         with self._lock:
             self._cameras.add(stamp_ns(msg.header), camera)
             self._lock.notify_all()
@@ -678,6 +696,7 @@ class DepthRuntime:
             result = self.frames.run(rgb, camera, self._config_for(cfg, wanted), scale=source)
         except NonFiniteOutputError as exc:
             self._bad('model_nonfinite', str(exc))
+            self.health.no_estimate()
             return
         cpu2 = time.thread_time()
         if result.nonfinite:
@@ -715,6 +734,8 @@ class DepthRuntime:
                 self.stats.stage('publish', t_pub)
                 self.stats.frame_out(self._latency(header), time.perf_counter() - t0)
             return
+        # Any valid pixel at all? (every 4th row and column; far less than a millisecond)
+        self.health.depth(result.depth, result.min_depth, result.max_depth)
         if want_depth:
             tp = time.perf_counter()
             self.pub_depth.publish(ros_io.depth_to_image(result.depth, header))
@@ -784,6 +805,14 @@ class DepthRuntime:
         snap = self.stats.snapshot()
         subscribed = self.pub_depth is not None and any(self._wanted(self.cfg))
         level, message = self.judge.judge(snap, subscribed, self.diagnostic_problems())
+        frames_in = snap.get('frames_in', 0.0) - self._frames_in_seen
+        self._frames_in_seen = snap.get('frames_in', 0.0)
+        image_topic, info_topic = self._input_topics
+        level, message = self.health.review(
+            level, message, frames_in, time.monotonic(), image_topic,
+            self.node.count_publishers(image_topic) if image_topic else 0,
+            info_topic if self.cfg['intrinsics'] == 'camera_info' else None)
+        info_age = self.health.camera_info_age(time.monotonic())
         engine = str(getattr(self.backend, 'engine_path', '') or '')
         status = DiagnosticStatus(name=f'{self.node.get_fully_qualified_name()}: depth',
                                   hardware_id=self.backend.describe(), level=bytes([level]),
@@ -792,7 +821,11 @@ class DepthRuntime:
                   KeyValue(key='model', value=self.model_path),
                   KeyValue(key='engine', value=engine),
                   KeyValue(key='stalled_periods', value=str(self.judge.stalled)),
-                  KeyValue(key='output_mode', value=self.meta.output_mode)]
+                  KeyValue(key='output_mode', value=self.meta.output_mode),
+                  KeyValue(key='no_image_periods', value=str(self.health.quiet)),
+                  KeyValue(key='invalid_depth_periods', value=str(self.health.invalid)),
+                  KeyValue(key='camera_info_age_s',
+                           value='none' if info_age is None else f'{info_age:.3f}')]
         if self.scale is not None:
             values += [KeyValue(key=k, value=v) for k, v in self.scale.diagnostics().items()]
         else:

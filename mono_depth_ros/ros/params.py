@@ -14,6 +14,7 @@ import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from mono_depth_ros.core.frame import DEFAULT_EDGE_THRESHOLD, DEFAULT_UPSAMPLING
+from mono_depth_ros.core.health import CAMERA_INFO_MAX_AGE_DEFAULT
 from mono_depth_ros.core.image_codec import DEFAULT_MAX_JPEG_SCANS
 from mono_depth_ros.core.scale import SCALE_SOURCES
 
@@ -161,6 +162,10 @@ PARAMETERS: Tuple[Param, ...] = (
     Param('camera_info_tolerance', 0.005, 'an image is paired with the CameraInfo of the same '
           'stamp, else the nearest within this many seconds, else the newest',
           float_range=(0.0, 1.0)),
+    Param('camera_info_max_age', CAMERA_INFO_MAX_AGE_DEFAULT, 'diagnostics WARN "camera_info '
+          'stale" when the newest CameraInfo is older than this many seconds while images '
+          'arrive (the node keeps using it); the default fits 1 to 60 Hz cameras',
+          float_range=(0.01, 3600.0)),
     # -- QoS and diagnostics --------------------------------------------------------------------
     Param('diagnostics_period', 1.0, 'seconds between /diagnostics messages; levels judge the '
           'last period', read_only=True, float_range=(0.1, 60.0)),
