@@ -1,7 +1,7 @@
 """mono_depth_ros.core.health: the failures a user can see, period by period (no ROS)."""
 
 from mono_depth_ros.core.health import (CAMERA_INFO_MAX_AGE_DEFAULT, classify_depth, ERROR,
-                                        Health, OK, WARN)
+                                        Health, NO_IMAGE_MIN_S, OK, WARN)
 import numpy as np
 import pytest
 
@@ -60,13 +60,18 @@ def test_a_model_without_any_finite_output_counts_as_no_estimate():
 
 
 def test_no_image_names_the_topic_and_its_publishers():
-    health = Health(periods=3)
-    assert periods(health, 2, frames_in=0, publishers=0) == (OK, 'ok')
-    level, message = periods(health, 1, frames_in=0, publishers=0)
+    health = Health(periods=3, now=100.0)
+    # Three periods, but a camera may start a few seconds after the node.
+    assert periods(health, 3, frames_in=0, publishers=0, now=100.0 + NO_IMAGE_MIN_S - 1) == (
+        OK, 'ok')
+    level, message = periods(health, 1, frames_in=0, publishers=0, now=100.0 + NO_IMAGE_MIN_S)
     assert level == WARN and TOPIC in message and 'no publisher' in message
-    level, message = periods(health, 1, frames_in=0, publishers=2)
-    assert level == WARN and '2 publisher(s)' in message
-    assert periods(health, 1, frames_in=4) == (OK, 'ok')
+    level, message = periods(health, 1, frames_in=0, publishers=2, now=110.0)
+    assert level == WARN and '2 publisher(s)' in message and 'for 10 s' in message
+    assert periods(health, 1, frames_in=4, now=111.0) == (OK, 'ok')
+    # Images stop: counted from the last period that had some.
+    assert periods(health, 3, frames_in=0, now=111.0 + NO_IMAGE_MIN_S - 1) == (OK, 'ok')
+    assert periods(health, 1, frames_in=0, now=111.0 + NO_IMAGE_MIN_S)[0] == WARN
 
 
 def test_camera_info_stale_past_its_age_while_images_arrive():

@@ -4,8 +4,9 @@ Failures a user can see: what the node's diagnostics say beyond its frame counte
 :class:`Health` watches three things a new user meets without any other sign, and turns
 them into a diagnostic level and a message that names the topic or the likely cause:
 
-* no image for ``periods`` diagnostics periods (a wrong or unremapped topic is silent
-  forever): WARN naming the input topic and whether it has any publisher;
+* no image for ``periods`` diagnostics periods and at least ``NO_IMAGE_MIN_S`` (a wrong or
+  unremapped topic is silent forever; a camera that starts a little after the node is
+  not a problem): WARN naming the input topic and whether it has any publisher;
 * published depth with no valid pixel for ``periods`` periods (every pixel beyond
   ``max_depth``, nearer than ``min_depth``, or without an estimate): ERROR naming the likely
   cause (an output scale in the wrong units, inverse depth read as depth, a broken export);
@@ -27,6 +28,9 @@ OK, WARN, ERROR = 0, 1, 2
 # 1 to 60 Hz cameras: a 1 Hz camera's CameraInfo is at most about 1 s old when the next one
 # arrives; 3 s tolerates two lost messages there and still tells a stopped stream quickly.
 CAMERA_INFO_MAX_AGE_DEFAULT = 3.0
+# No image for this long (and ``periods`` periods) before the WARN: a camera driver started
+# beside the node in one launch takes a few seconds.
+NO_IMAGE_MIN_S = 5.0
 # Every n-th row and column is enough to tell "no valid pixel at all" (and cheap).
 SAMPLE_STRIDE = 4
 
@@ -67,8 +71,9 @@ class Health:
     """Per-period checks on input and output; the node feeds it and asks it each period."""
 
     def __init__(self, periods: int = 3,
-                 camera_info_max_age: float = CAMERA_INFO_MAX_AGE_DEFAULT):
+                 camera_info_max_age: float = CAMERA_INFO_MAX_AGE_DEFAULT, now: float = 0.0):
         self.periods = int(periods)
+        self._image_at = float(now)  # start, then the end of the last period with images
         self.camera_info_max_age = float(camera_info_max_age)
         self.quiet = 0            # periods in a row without an image
         self.invalid = 0          # periods in a row whose depth images had no valid pixel
@@ -113,6 +118,8 @@ class Health:
         with self._lock:
             period, self._period = self._period, Counter()
         self.quiet = 0 if frames_in > 0 else self.quiet + 1
+        if frames_in > 0:
+            self._image_at = now
         if period['valid']:
             self.invalid = 0
             self._causes.clear()
@@ -127,14 +134,15 @@ class Health:
             return ERROR, cause + (f'; {message}' if level >= ERROR else '')
         if level >= WARN:
             return level, message
-        if self.quiet >= self.periods:
+        if self.quiet >= self.periods and now - self._image_at >= NO_IMAGE_MIN_S:
             if image_publishers == 0:
                 why = ('it has no publisher (check the topic name, the remapping and the '
                        'namespace)')
             else:
                 why = (f'it has {image_publishers} publisher(s), but nothing arrives (a '
                        'stopped camera, or an incompatible QoS)')
-            return WARN, f'no image on {image_topic} for {self.quiet} periods: {why}'
+            return WARN, (f'no image on {image_topic} for {now - self._image_at:.0f} s: '
+                          f'{why}')
         age = self.camera_info_age(now)
         if (camera_info_topic is not None and frames_in > 0 and age is not None
                 and age > self.camera_info_max_age):

@@ -282,7 +282,8 @@ class DepthRuntime:
                            'refused (counted as bad_transform)')
         self._entities.append((node.destroy_timer, timer))
         self.judge = PeriodJudge()
-        self.health = Health(self.judge.stall_periods, float(cfg['camera_info_max_age']))
+        self.health = Health(self.judge.stall_periods, float(cfg['camera_info_max_age']),
+                             now=time.monotonic())
         self._frames_in_seen = 0.0
         image_topic = 'image/compressed' if cfg['input_transport'] == 'compressed' else 'image'
         self._input_topics = (node.resolve_topic_name(image_topic),
