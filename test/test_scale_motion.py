@@ -269,3 +269,42 @@ def test_sources_combine_in_one_weighted_fit():
     for bad in ('lidar', 'range:0', 'range:x', 'range,range', 'sparse_depth'):
         with pytest.raises(sc.ScaleError, match='scale_combine'):
             sc.ScaleConfig(source='sparse_depth', combine=bad).validate()
+
+
+def test_imports_and_exports_say_what_is_unknown(tmp_path):
+    import onnx
+    from onnx import TensorProto
+    from mono_depth_ros.tools import import_model as im
+    from test_import_model import conventions_graph
+
+    src = conventions_graph(tmp_path / 'mean.onnx', [1, 16, 16, 3], [1, 1, 16, 16], nhwc=True,
+                            dtype=TensorProto.UINT8)
+
+    def imported(*flags):
+        out = tmp_path / f'out{len(flags)}.onnx'
+        args = im.build_parser().parse_args([str(src), '--output', str(out), *flags])
+        im.import_model(args, out=open(tmp_path / 'log.txt', 'w'))
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        return ModelMeta.from_onnx_props(props)
+
+    affine = imported('--output-mode', 'relative_inverse_depth', '--output-scale', '0.004')
+    assert affine.scale_unknown == 'scale_shift'  # written, not left to the mode
+    selfsup = imported('--output-mode', 'relative_inverse_depth', '--output-scale', '0.004',
+                       '--scale-unknown', 'scale')
+    assert selfsup.unknown == 'scale'
+    with pytest.raises(im.ImportModelError, match='scale_unknown'):
+        imported('--output-mode', 'metric', '--output-scale', '0.04', '--scale-unknown',
+                 'scale', '--max-depth', '20')
+
+
+def test_export_relative_marks_the_unknowns():
+    pytest.importorskip('torch')
+    from training import export_onnx as ex
+
+    metric = ModelMeta(arch='x', input_height=8, input_width=8, output_mode='inverse_depth')
+    silog = ex.as_relative(metric, 'scale')
+    assert silog.output_mode == 'relative_inverse_depth' and silog.unknown == 'scale'
+    assert ex.export_meta(metric, 8, 8, 'uint8', False).scale_unknown == 'none'
+    assert ex.export_meta(silog, 8, 8, 'uint8', False).scale_unknown == 'scale'
+    with pytest.raises(ex.ExportError):
+        ex.as_relative(metric, 'none')
