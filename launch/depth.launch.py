@@ -9,6 +9,13 @@ Parameters, lowest precedence first: config/depth.yaml (the defaults), the user'
 (``model_path``, ``backend``, ``intrinsics``; empty = not given). A value in the user's
 params file is never overridden by an argument the user did not give.
 
+Boolean arguments (``use_sample_camera``, ``rviz``, ``managed``) take true or false (also
+True/False, 1/0, as launch's own conditions read them); anything else, a typo such as
+``ture``, stops the launch with the argument's name and its valid values (launch's
+DeclareLaunchArgument choices). When depth_node exits by itself (a missing or corrupt
+model, a bad parameter), the whole launch shuts down rather than run the sample camera and
+RViz without it.
+
 ``rviz:=true`` starts RViz when rviz2 is installed; without it the launch logs an error that
 says so and carries on without RViz (RViz is a viewer; the node keeps running). An RViz that
 exits (no display) does not stop the node either.
@@ -29,7 +36,7 @@ import os
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 import launch
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.actions import SetEnvironmentVariable
 from launch_ros.actions import Node
 
@@ -61,7 +68,12 @@ ARGUMENTS = [
 ]
 # Arguments that are node parameters: passed on only when the user gave them.
 NODE_ARGUMENTS = ('model_path', 'backend', 'intrinsics')
-TRUE = ('true', '1', 'yes', 'on')
+# Boolean arguments accept what launch's IfCondition reads as booleans (launch,
+# launch/conditions/evaluate_condition_expression_impl.py: true/false in any case, 1/0), spelled
+# as users write them; anything else is refused by DeclareLaunchArgument's choices.
+BOOLEANS = ('use_sample_camera', 'rviz', 'managed')
+BOOLEAN_CHOICES = ['true', 'false', 'True', 'False', '1', '0']
+TRUE = ('true', '1')
 
 
 def fastdds_profile(choice: str, share: str) -> str:
@@ -107,7 +119,10 @@ def launch_setup(context):
     actions.append(Node(
         package=PACKAGE, executable='depth_node_managed' if managed else 'depth_node',
         name='depth_node', namespace=arg['namespace'], output='screen', parameters=params,
-        remappings=remap))
+        remappings=remap,
+        # A node that cannot start (bad model or parameter) exits 1 with the reason: end the
+        # launch with it instead of running the camera and RViz for nothing.
+        on_exit=Shutdown(reason='depth_node exited (the reason is in its log above)')))
     if arg['use_sample_camera'].lower() in TRUE:
         actions.append(Node(
             package=PACKAGE, executable='sample_camera', name='sample_camera',
@@ -127,6 +142,7 @@ def launch_setup(context):
 
 def generate_launch_description():
     return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=text)
+        [DeclareLaunchArgument(name, default_value=default, description=text,
+                               choices=BOOLEAN_CHOICES if name in BOOLEANS else None)
          for name, default, text in ARGUMENTS] +
         [OpaqueFunction(function=launch_setup)])
