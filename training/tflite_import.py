@@ -26,6 +26,7 @@ convolutions were trained with TensorFlow's SAME padding: build with ``tf_paddin
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD
 import numpy as np
 import tflite
 import torch
@@ -227,7 +228,6 @@ def tflite_input_to_imagenet(image: np.ndarray, scale: float = 1.0 / 128,
     With ``input_norm='inception'`` the encoder turns this back into exactly the TFLite's
     dequantized input, scale * (q - zero_point), so logits can be compared like for like.
     """
-    from training.networks.mobilenetv2 import IMAGENET_MEAN, IMAGENET_STD
     x = scale * (torch.from_numpy(image).permute(0, 3, 1, 2).double() - zero_point)
     x01 = (x + 1.0) / 2.0
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
@@ -381,7 +381,7 @@ def load_fastdepth_tflite(model: nn.Module, path: str) -> Dict[str, Any]:
     activation; the skip additions (which encoder output each ADD takes) and the up-samplings;
     and that every constant tensor of the file was used. Returns a small report.
     """
-    from training.networks.fastdepth import SKIPS
+    layout = model.SKIPS  # {decoder stage: encoder block}; read from the model, not imported
     graph = read_tflite(path)
     producers = _producers(graph)
     conv_ops = [op for op in graph.ops if op.name in CONV_OPS]
@@ -440,7 +440,7 @@ def load_fastdepth_tflite(model: nn.Module, path: str) -> Dict[str, Any]:
             used.add(op.inputs[1])
         elif op.name not in CONV_OPS + ('QUANTIZE', 'DEQUANTIZE'):
             raise TFLiteImportError(f'{path}: op {op.name} has no place in FastDepth')
-    expected = {f'conv{block}' for block in SKIPS.values()}
+    expected = {f'conv{block}' for block in layout.values()}
     if skips != expected:
         raise TFLiteImportError(f'{path}: skips from {sorted(skips)}, FastDepth adds '
                                 f'{sorted(expected)}')

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """
 Load YOLOv8 backbone weights saved from ultralytics into the zoo's YOLOv8 encoder.
 
@@ -17,25 +16,20 @@ without the ``model.`` prefix, maps too). Everything else (the neck and the dete
 segmentation head, layers 10 and up) is reported as not mapped. A backbone key missing
 from the file, a wrong shape or a non-tensor value is refused with a message naming it.
 
-    python training/yolov8_import.py yolov8n_backbone.pt [--scale n]
+    python training/check_yolov8_backbone.py yolov8n_backbone.pt [--scale n]
 
 checks a file and prints what maps and what does not.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
-import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
 BACKBONE_LAYERS = 10  # ultralytics layers 0-9: up to and including SPPF
 _KEY = re.compile(r'^(?:model\.)?(\d+)\.(.+)$')
@@ -141,24 +135,3 @@ def load_yolov8_backbone(encoder: nn.Module, path_or_state,
         log(f'YOLOv8 import from {source}: {len(target)} backbone tensors loaded, '
             'every key mapped')
     return {'loaded': list(target), 'unmapped': unmapped}
-
-
-def main(argv=None) -> int:
-    """Check a file against the encoder and print the report."""
-    parser = argparse.ArgumentParser(description='Check YOLOv8 backbone weights saved from '
-                                     'ultralytics against the zoo encoder.')
-    parser.add_argument('weights', help="torch.save(YOLO('yolov8n.pt').model.state_dict())")
-    parser.add_argument('--scale', default='n', choices=('n', 's'))
-    args = parser.parse_args(argv)
-    from training.networks.yolov8 import YOLOv8Encoder
-    try:
-        report = load_yolov8_backbone(YOLOv8Encoder(args.scale), args.weights, log=print)
-    except YOLOv8ImportError as exc:
-        print(f'yolov8_import: error: {exc}', file=sys.stderr)
-        return 1
-    print(f'{len(report["loaded"])} tensors loaded, {len(report["unmapped"])} not mapped')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

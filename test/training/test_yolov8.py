@@ -219,3 +219,14 @@ def test_smoke_config_trains_evaluates_exports_and_runs_in_the_pipeline(tmp_path
     depth = processor.run(stream.frame(0).rgb, stream.intrinsics).depth
     assert depth.shape == (120, 160) and depth.dtype == np.float32
     assert np.isfinite(depth).mean() > 0.9
+
+
+def test_check_cli_reports_what_maps_and_refuses_a_bad_file(tmp_path, capsys):
+    from training.check_yolov8_backbone import main
+    path = str(tmp_path / 'yolov8n_backbone.pt')
+    torch.save(_ultralytics_state(YOLOv8Encoder('n')), path)
+    assert main([path, '--scale', 'n']) == 0
+    out = capsys.readouterr().out
+    assert f'{len(YOLOv8Encoder("n").state_dict())} tensors loaded, 2 not mapped' in out
+    assert main([str(tmp_path / 'missing.pt')]) == 1
+    assert 'check_yolov8_backbone: error:' in capsys.readouterr().err

@@ -60,6 +60,7 @@ class FastDepth(DepthNet):
     """
 
     output = 'linear'
+    SKIPS = SKIPS  # the TFLite importer reads the layout from the model it fills
 
     def __init__(self, encoder_channels: Sequence[int] = PRUNED_ENCODER,
                  decoder_channels: Sequence[int] = PRUNED_DECODER,
