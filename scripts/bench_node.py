@@ -3,10 +3,12 @@
 Drive depth_node with a 30 Hz 640x480 stream and report what it costs.
 
     python scripts/bench_node.py [--seconds 120] [--rate 30] [--no-points] [--model M]
+                                 [--subscribers best_effort|reliable]
 
 The stream is the real NYU sample pictures with the Kinect intrinsics when the shared data
 is there, else synthetic rooms; depth and the (decimated, xyzrgb by default) cloud are
-subscribed. Prints the output rate, latency p50/p95 (input stamp to receipt here), the
+subscribed, best effort (a costmap) or reliable (RViz, depth_image_proc); the node publishes
+reliable by default. Prints the output rate, latency p50/p95 (input stamp to receipt here), the
 node's per-stage times (from its /diagnostics), the non-inference cost per frame (decode,
 preprocess, postprocess, cloud, publish) against the 4 ms target, the node's CPU time per
 frame from /proc, and its memory after warm-up, at the middle and at the end of the run.
@@ -35,7 +37,7 @@ from mono_depth_ros.sim.synthetic import SyntheticStream  # noqa: E402
 from mono_depth_ros.tools.depth_bench import rss_bytes  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -78,6 +80,8 @@ def main():
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--model', default='')
     parser.add_argument('--no-points', action='store_true', help='do not subscribe to points')
+    parser.add_argument('--subscribers', choices=('best_effort', 'reliable'),
+                        default='best_effort', help="this driver's depth and points QoS")
     parser.add_argument('--cv2-threads', type=int, default=1,
                         help="OpenCV threads in the node (1: all of the node's own work runs "
                         'on its worker thread, so its CPU time is the whole one-core cost)')
@@ -116,10 +120,11 @@ def main():
             if status.name.startswith('/depth_node'):
                 diag.update({kv.key: kv.value for kv in status.values})
 
-    node.create_subscription(Image, 'depth/image', on_depth, qos_profile_sensor_data, raw=True)
+    out_qos = qos_profile_sensor_data if args.subscribers == 'best_effort' else QoSProfile(
+        depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, 'depth/image', on_depth, out_qos, raw=True)
     if not args.no_points:
-        node.create_subscription(PointCloud2, 'points', lambda _raw: None,
-                                 qos_profile_sensor_data, raw=True)
+        node.create_subscription(PointCloud2, 'points', lambda _raw: None, out_qos, raw=True)
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
     prebuilt = [ros_io.rgb_to_image(rgb, Header(frame_id='camera_optical_frame'))
                 for rgb in frames]
@@ -128,7 +133,7 @@ def main():
         if node_proc.poll() is not None:
             print(open('/tmp/bench_node_depth_node.log').read())
             return 1
-    subscribed = 'depth' if args.no_points else 'depth + points'
+    subscribed = ('depth' if args.no_points else 'depth + points') + f', {args.subscribers}'
     print(f'driving depth_node with {args.width}x{args.height} rgb8 at {args.rate:.0f} Hz for '
           f'{args.seconds:.0f} s from {source} ({subscribed} subscribed)', flush=True)
     warm_end = time.monotonic() + 3.0

@@ -39,6 +39,31 @@ def pinhole_model(info_msg):
     return model
 
 
+def backprojected(depth, info_msg, step=1):
+    """
+    Return image_geometry's back-projection of every step-th depth pixel, (H/s, W/s, 3).
+
+    The depth image is read on its CameraInfo by PinholeCameraModel, as depth_image_proc's
+    point_cloud_xyz does (convertDepth: ``((u - cx) / fx * z, (v - cy) / fy * z, z)``, NaN
+    for a depth that is not finite); a few rays are checked against
+    ``projectPixelTo3dRay`` itself.
+    """
+    import numpy as np
+    model = pinhole_model(info_msg)
+    h, w = depth.shape
+    assert model.fullResolution() == (w, h), (model.fullResolution(), depth.shape)
+    v, u = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
+    x, y = (u - model.cx()) / model.fx(), (v - model.cy()) / model.fy()
+    for r, c in ((0, 0), (-1, -1), (0, -1), (v.shape[0] // 2, v.shape[1] // 2)):
+        ray = model.projectPixelTo3dRay((u[r, c], v[r, c]))
+        assert abs(ray[0] / ray[2] - x[r, c]) < 1e-9 and abs(ray[1] / ray[2] - y[r, c]) < 1e-9
+    z = depth[::step, ::step].astype(np.float64)
+    with np.errstate(invalid='ignore'):
+        points = np.stack([x * z, y * z, z], axis=-1)
+    points[~np.isfinite(z)] = np.nan
+    return points
+
+
 def read_cloud_xyz(cloud_msg):
     """Return an organized cloud's x, y, z as an (H, W, 3) float32 array, as upstream reads it."""
     import numpy as np

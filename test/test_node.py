@@ -22,6 +22,7 @@ from onnx_models import brightness_model
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from references import backprojected, pinhole_model, read_cloud_xyz
 from ros_harness import grey, Harness, Process
 from sensor_msgs.msg import Image
 
@@ -147,9 +148,11 @@ def test_topics_headers_and_point_geometry(node):
     assert not cloud_msg.is_dense
     assert [f.name for f in cloud_msg.fields] == ['x', 'y', 'z', 'rgb']
     cam = camera_from_info(info).intrinsics.subsample(2)
-    xyz, rgb = unpack_cloud(ros_io.cloud_from_msg(cloud_msg))
-    expected = backproject(depth[::2, ::2].copy(), cam)
-    assert np.allclose(xyz, expected, atol=1e-5)
+    # Read as sensor_msgs_py reads it; every point is image_geometry's back-projection of the
+    # published depth pixel on the published CameraInfo.
+    xyz = read_cloud_xyz(cloud_msg)
+    assert np.allclose(xyz, backprojected(depth, info, 2), rtol=1e-5, atol=1e-6)
+    _, rgb = unpack_cloud(ros_io.cloud_from_msg(cloud_msg))
     assert (rgb == 128).all()
     x0 = struct.unpack_from('<f', bytes(cloud_msg.data), 0)[0]
     assert x0 == pytest.approx((0 - cam.cx) / cam.fx * metric(128), rel=1e-5)
@@ -169,13 +172,16 @@ def test_rectified_camera_info_p_drives_depth_camera_info_and_the_cloud(node):
                      harness.received['depth/camera_info'], 10, 'cloud')
     out = harness.received['depth/camera_info'][-1]
     assert list(out.k) == pytest.approx(list(INTR.K.reshape(-1)))  # P, not K
+    ref, got = pinhole_model(info), pinhole_model(out)  # as image_geometry reads both
+    assert (got.fx(), got.fy(), got.cx(), got.cy()) == pytest.approx(
+        (ref.fx(), ref.fy(), ref.cx(), ref.cy()))
     # It describes the published image exactly: K = P, no distortion, no binning or ROI.
     assert list(out.p) == pytest.approx([INTR.fx, 0, INTR.cx, 0, 0, INTR.fy, INTR.cy, 0,
                                          0, 0, 1, 0])
     assert not any(out.d) and list(out.r) == [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
     assert (out.binning_x, out.binning_y) == (0, 0)
     assert (out.roi.x_offset, out.roi.y_offset, out.roi.width, out.roi.height) == (0, 0, 0, 0)
-    xyz, _ = unpack_cloud(ros_io.cloud_from_msg(harness.received['points'][-1]))
+    xyz = read_cloud_xyz(harness.received['points'][-1])
     # Decimated pixel (1, 1) is pixel (2, 2): its ray follows P.
     assert xyz[1, 1, 0] == pytest.approx((2 - INTR.cx) / INTR.fx * metric(128), rel=1e-5)
     assert xyz[1, 1, 1] == pytest.approx((2 - INTR.cy) / INTR.fy * metric(128), rel=1e-5)
@@ -190,10 +196,14 @@ def test_binning_and_roi_camera_info_through_the_node(node, kind):
     info = ros_io.camera_info(full, header)
     if kind == 'binning':
         info.binning_x = info.binning_y = 2
-        expected, factor = Intrinsics(30.0, 28.0, 15.5, 11.75, W, H), 1.0
+        factor = 1.0
     else:
         info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 16, 12, W, H
-        expected, factor = Intrinsics(60.0, 56.0, 15.0, 11.5, W, H), 2.0
+        factor = 2.0
+    # image_geometry's reading of the input CameraInfo (binning and ROI applied) is the
+    # camera the depth image must have: same size, so the same intrinsics.
+    ref = pinhole_model(info)
+    expected = Intrinsics(ref.fx(), ref.fy(), ref.cx(), ref.cy(), W, H)
     harness.received['depth/camera_info'].clear()
     harness.received['depth/image'].clear()
     for _ in range(10):
@@ -210,6 +220,9 @@ def test_binning_and_roi_camera_info_through_the_node(node, kind):
     assert (out.width, out.height) == (W, H)
     assert list(out.k) == pytest.approx(list(expected.K.reshape(-1)))
     assert (out.binning_x, out.roi.width) == (0, 0)
+    got = pinhole_model(out)
+    assert (got.fx(), got.fy(), got.cx(), got.cy()) == pytest.approx(
+        (ref.fx(), ref.fy(), ref.cx(), ref.cy()))
     depth = ros_io.depth_from_image(harness.received['depth/image'][-1])
     assert np.allclose(depth, metric(128, factor), atol=1e-4)
 
@@ -239,7 +252,8 @@ def test_output_scale_below_one_scales_depth_camera_info_and_cloud(node):
         assert list(info.k) == pytest.approx(list(half.K.reshape(-1)))
         cloud = harness.received['points'][-1]
         assert (cloud.width, cloud.height) == (W // 4, H // 4)
-        xyz, _ = unpack_cloud(ros_io.cloud_from_msg(cloud))
+        xyz = read_cloud_xyz(cloud)
+        assert np.allclose(xyz, backprojected(depth, info, 2), rtol=1e-5, atol=1e-6)
         assert np.allclose(xyz, backproject(depth[::2, ::2].copy(), half.subsample(2)),
                            atol=1e-5)
 

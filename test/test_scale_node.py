@@ -12,7 +12,6 @@ import math
 from diagnostic_msgs.msg import DiagnosticArray
 from mono_depth_ros.core.geometry import backproject
 from mono_depth_ros.core.intrinsics import Intrinsics
-from mono_depth_ros.core.pointcloud import unpack_cloud
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
 from mono_depth_ros.tools import import_model as im
@@ -20,6 +19,7 @@ import numpy as np
 from onnx import TensorProto
 import pytest
 from rclpy.qos import qos_profile_sensor_data
+from references import read_cloud_xyz
 from ros_harness import Harness, Process
 from sensor_msgs.msg import Image, Range
 from test_import_model import conventions_graph
@@ -131,7 +131,7 @@ def test_relative_model_with_fixed_scale_gives_the_right_cloud(ros, relative_mod
     try:
         rgb = ramp()
         cloud = send_frames(harness, rgb, 'points')
-        xyz, _ = unpack_cloud(ros_io.cloud_from_msg(cloud))
+        xyz = read_cloud_xyz(cloud)
         expected = backproject(true_depth(rgb).astype(np.float32), INTR)
         np.testing.assert_allclose(xyz, expected, rtol=1e-4, atol=1e-5)
         assert harness.received['depth/image'], 'no depth image'
@@ -165,7 +165,7 @@ def test_sparse_depth_topic_scales_a_relative_model(ros, relative_model, tmp_pat
         harness.spin(1.0)
         assert harness.received['points'] == []
         cloud = send_frames(harness, rgb, 'points', before_send=sparse)
-        xyz, _ = unpack_cloud(ros_io.cloud_from_msg(cloud))
+        xyz = read_cloud_xyz(cloud)
         expected = backproject(truth.astype(np.float32), INTR)
         # 16-bit millimetres: the fit is exact to about a millimetre in a few metres.
         np.testing.assert_allclose(xyz[..., 2], expected[..., 2], rtol=2e-3)
