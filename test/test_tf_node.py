@@ -18,12 +18,15 @@ import time
 
 import cv2
 from mono_depth_ros.core import kitti
+from mono_depth_ros.core.intrinsics import Intrinsics
+from mono_depth_ros.ros import messages as ros_io
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from ros2_tools import toolchain_env
 from ros_harness import Harness, Process
-from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, Range
+from test_scale_node import relative_model  # noqa: F401 - the module's fixture, reused
 
 pytestmark = [pytest.mark.ros, pytest.mark.ros2_tools, pytest.mark.shared_data]
 
@@ -31,6 +34,7 @@ PEER = Path(__file__).resolve().parent / 'ros_peer.py'
 CAMERA = 'kitti_cam2_optical'
 RECT = 'kitti_cam0_rect'
 LIDAR = 'velodyne'
+SMALL = Intrinsics(30.0, 28.0, 15.5, 11.5, 32, 24)  # test_scale_node's model size
 
 
 def quaternion(rotation):
@@ -194,3 +198,59 @@ def test_without_tf2_only_the_camera_frame_is_used(ros, tmp_path, kitti_scene):
     finally:
         code = scene.close()
     assert code == 0, scene.proc.output()
+
+
+def test_a_range_reading_in_its_own_frame_is_placed_through_tf2(ros, tmp_path,
+                                                                relative_model):  # noqa: F811
+    # A rangefinder 10 cm behind the camera, its x axis along the optical axis.
+    env = toolchain_env()
+    # Columns: the range frame's x, y, z axes in the camera's optical frame (x -> forward).
+    rotation = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+    spec = tmp_path / 'transforms.json'
+    spec.write_text(json.dumps([[CAMERA, 'range_link', [0.05, 0.0, -0.1],
+                                 quaternion(rotation)]]))
+    log = open(tmp_path / 'static_tf.log', 'w')
+    peer = subprocess.Popen([sys.executable, str(PEER), 'static_tf', str(spec)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    args = ['-r', '__node:=tf_range', '-p', f'model_path:={relative_model}',
+            '-p', 'scale_source:=range', '-p', 'scale_min_inliers:=10', '-p', 'scale_hold:=0.0',
+            '-p', 'scale_max_jump:=0.0', '-p', 'diagnostics_period:=0.2']
+    proc = Process('depth_node', args, str(tmp_path), tag='tf_range', env=env)
+    harness = Harness('harness_tf_range')
+    harness.subscribe('depth/image', Image)
+    pub = harness.node.create_publisher(Range, 'range', qos_profile_sensor_data)
+    rgb = np.full((SMALL.height, SMALL.width, 3), 140, np.uint8)
+
+    def depth_from(value, frame_id, timeout=30.0):
+        harness.received['depth/image'].clear()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            stamp = harness.now_ns()
+            pub.publish(Range(header=harness.header(stamp, frame_id), min_range=0.2,
+                              max_range=8.0, range=value))
+            harness.spin(0.05)
+            harness.send(rgb, SMALL, stamp_ns=stamp, frame_id=CAMERA)
+            harness.spin(0.3)
+            if harness.received['depth/image']:
+                return ros_io.depth_from_image(harness.received['depth/image'][-1])
+        return None
+
+    try:
+        harness.wait_connected(timeout=60.0)
+        harness.wait_for(lambda: pub.get_subscription_count() > 0, 30.0, 'the range topic')
+        # 2.6 m along the rangefinder's beam is 2.5 m in front of the camera.
+        depth = depth_from(2.6, 'range_link')
+        assert depth is not None, proc.output()[-3000:]
+        np.testing.assert_allclose(depth, 2.5, rtol=1e-4)
+        # The same reading in a frame tf2 does not know: no metres, counted.
+        harness.spin(1.0)
+        assert depth_from(2.6, 'unknown_link', timeout=3.0) is None
+        harness.wait_for(lambda: harness.diag('/tf_range').get('bad_transform', 0) > 0, 10.0,
+                         'bad_transform')
+    finally:
+        harness.destroy()
+        code = proc.stop()
+        peer.terminate()
+        peer.wait(10)
+        log.close()
+    assert code == 0, proc.output()
