@@ -24,6 +24,11 @@ def one_line(exc: BaseException) -> str:
         text = (f'{head}: refused, it holds pickled code or objects{what} that a checkpoint '
                 'must not contain; it was not executed')
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if 'Original Traceback' in text and lines:
+        # Re-raised from a DataLoader worker: the message carries the worker's traceback;
+        # its last line is the error itself.
+        lines = [lines[-1].split(': ', 1)[-1] if lines[-1].startswith(type(exc).__name__)
+                 else lines[-1]]
     text = ' '.join(lines)
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 3] + '...'
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 import subprocess
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -102,8 +103,47 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = (),
         key = text.split('=', 1)[0].strip()
         config = merge(config, parse_override(text), source=f'--set {text}',
                        replace_open=key in OPEN_KEYS)
+    check_types(config, read_yaml(defaults_path))
     validate(config)
     return config
+
+
+def check_types(config: Mapping[str, Any], defaults: Mapping[str, Any],
+                prefix: str = '') -> None:
+    """
+    Raise ConfigError where a value has not its default's type.
+
+    An integer key takes an integer (``data.batch_size=.inf`` and ``train.epochs=1e999`` are
+    refused, not turned into a traceback by ``int()`` later), a float key a finite number, a
+    bool key true or false, a string key a string; keys whose default is null, and the open
+    keys (model.args, loss.args), take anything.
+    """
+    for key, default in defaults.items():
+        dotted, value = f'{prefix}{key}', config.get(key)
+        if dotted in OPEN_KEYS or default is None or key not in config:
+            continue
+        if isinstance(default, Mapping):
+            if isinstance(value, Mapping):
+                check_types(value, default, dotted + '.')
+            continue
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + '...'
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), 'true or false'
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), 'an integer'
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                math.isfinite(value)
+            kind = 'a finite number'
+        elif isinstance(default, str):
+            # A string choice may be read as a bool (train.progress: false; YAML's off, no).
+            ok, kind = isinstance(value, (str, bool)), 'a string'
+        elif isinstance(default, list):
+            ok, kind = isinstance(value, list), 'a list'
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f'{dotted} must be {kind}, got {shown}')
 
 
 def validate(config: Mapping[str, Any]) -> None:
@@ -115,6 +155,13 @@ def validate(config: Mapping[str, Any]) -> None:
     data, optim, train = config['data'], config['optim'], config['train']
     need(data['height'] > 0 and data['width'] > 0, 'data.height and data.width must be > 0')
     need(data['batch_size'] > 0, 'data.batch_size must be > 0')
+    need(data['num_workers'] >= 0, 'data.num_workers must be >= 0 (0 = load in the main '
+         'process)')
+    from training.networks import ARCHITECTURES
+    # model.arch '' = the architecture of model.init_checkpoint (resolved later).
+    need(config['model']['arch'] in ARCHITECTURES or config['model']['arch'] == '',
+         f'model.arch {config["model"]["arch"]!r} is unknown; known: '
+         f'{", ".join(ARCHITECTURES)}')
     need(0 < config['model']['min_depth'] < config['model']['max_depth'],
          'model.min_depth must be in (0, model.max_depth)')
     need(optim['optimizer'] in ('adamw', 'adam'), 'optim.optimizer must be adamw or adam')

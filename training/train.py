@@ -17,7 +17,10 @@ import sys
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from training.checkpoint import CheckpointError  # noqa: E402
+from training.cli import fail  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
+from training.datasets.base import DatasetError  # noqa: E402
 from training.trainer import run_training, TrainingDivergedError  # noqa: E402
 
 
@@ -40,6 +43,10 @@ def main(argv=None) -> int:
     except TrainingDivergedError as exc:
         print(f'error: training diverged: {exc}', file=sys.stderr)
         return 3
+    except (CheckpointError, DatasetError, OSError) as exc:
+        # A refused last.pt (pickled code), a corrupt or oversized dataset file, an
+        # unwritable run folder: one line, not the traceback of the loader or the worker.
+        return fail('train', exc)
     return 0
 
 

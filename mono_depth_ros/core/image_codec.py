@@ -354,6 +354,45 @@ def checked_png(data: Buffer) -> bytes:
     return b''.join(kept)
 
 
+def declared_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """
+    Return (width, height) from an image file's header, or None if it has none.
+
+    PNG (IHDR), JPEG (SOF), BMP, PNM and TIFF (IFD0's ImageWidth and ImageLength): what a
+    file declares, read before anything is decoded, so a decompression bomb is refused
+    from a few bytes (callers check it with :func:`check_size`). Raises CorruptImageError
+    for a PNG or JPEG whose header is broken.
+    """
+    if data[:8] == PNG_SIGNATURE:
+        return png_header(data[:33])[:2]
+    if data[:2] == b'\xff\xd8':
+        return jpeg_size(memoryview(data))
+    if data[:2] == b'BM' and len(data) >= 26:  # BITMAPINFOHEADER: int32 width, height
+        width, height = struct.unpack('<ii', data[18:26])
+        return abs(width), abs(height)
+    if data[:1] == b'P' and data[1:2] in b'123456':
+        fields = data[2:256].split(b'#')[0].split()
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            return int(fields[0]), int(fields[1])
+        return None
+    if data[:4] in (b'II*\x00', b'MM\x00*') and len(data) >= 8:
+        end = '<' if data[:2] == b'II' else '>'
+        at = struct.unpack(end + 'I', data[4:8])[0]
+        if at + 2 > len(data):
+            return None
+        found = {}
+        for i in range(min(struct.unpack(end + 'H', data[at:at + 2])[0], 4096)):
+            entry = data[at + 2 + 12 * i:at + 14 + 12 * i]
+            if len(entry) < 12:
+                break
+            tag, kind = struct.unpack(end + 'HH', entry[:4])
+            if tag in (256, 257):  # ImageWidth, ImageLength (SHORT or LONG)
+                found[tag] = struct.unpack(end + ('H' if kind == 3 else 'I'),
+                                           entry[8:10] if kind == 3 else entry[8:12])[0]
+        return (found[256], found[257]) if len(found) == 2 else None
+    return None
+
+
 def jpeg_size(data: Union[bytes, memoryview]) -> Tuple[int, int]:
     """
     Return (width, height) from a JPEG's first start-of-frame marker.

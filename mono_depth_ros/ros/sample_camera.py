@@ -229,35 +229,6 @@ def synthetic_source(width: int, height: int, intrinsics: Intrinsics, n: int, se
     return RenderAhead(render, n, keep=(cache_mb << 20) // frame_bytes)
 
 
-def declared_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """Return (width, height) from a BMP, PNM or TIFF header, or None if it has none."""
-    import struct
-    if data[:2] == b'BM' and len(data) >= 26:  # BITMAPINFOHEADER: int32 width, height
-        width, height = struct.unpack('<ii', data[18:26])
-        return abs(width), abs(height)
-    if data[:1] == b'P' and data[1:2] in b'123456':
-        fields = data[2:256].split(b'#')[0].split()
-        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
-            return int(fields[0]), int(fields[1])
-        return None
-    if data[:4] in (b'II*\x00', b'MM\x00*') and len(data) >= 8:
-        end = '<' if data[:2] == b'II' else '>'
-        at = struct.unpack(end + 'I', data[4:8])[0]
-        if at + 2 > len(data):
-            return None
-        found = {}
-        for i in range(min(struct.unpack(end + 'H', data[at:at + 2])[0], 4096)):
-            entry = data[at + 2 + 12 * i:at + 14 + 12 * i]
-            if len(entry) < 12:
-                break
-            tag, kind = struct.unpack(end + 'HH', entry[:4])
-            if tag in (256, 257):  # ImageWidth, ImageLength (SHORT or LONG)
-                found[tag] = struct.unpack(end + ('H' if kind == 3 else 'I'),
-                                           entry[8:10] if kind == 3 else entry[8:12])[0]
-        return (found[256], found[257]) if len(found) == 2 else None
-    return None
-
-
 def _read_rgb(path: str, size: Optional[Tuple[int, int]]) -> np.ndarray:
     """
     Read one image with the node's checks; raise ImageDecodeError saying why it cannot be.
@@ -273,7 +244,7 @@ def _read_rgb(path: str, size: Optional[Tuple[int, int]]) -> np.ndarray:
         rgb = image_codec.decode_compressed('png' if ext == '.png' else 'jpeg', data,
                                             MAX_PIXELS)
     else:
-        declared = declared_size(data)
+        declared = image_codec.declared_size(data)
         if declared is None:
             raise image_codec.CorruptImageError(f'{ext} header gives no image size')
         image_codec.check_size(ext[1:], declared[0], declared[1], MAX_PIXELS)

@@ -197,7 +197,11 @@ class EngineBuilder:
 def onnx_meta(onnx_path: str) -> ModelMeta:
     """Read ModelMeta from an ONNX file's metadata properties."""
     import onnx
-    model = onnx.load(onnx_path, load_external_data=False)
+    try:
+        model = onnx.load(onnx_path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError, onnx's own
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BackendError(f'{onnx_path} is not a readable ONNX model: {first}') from None
     try:
         return ModelMeta.from_onnx_props({p.key: p.value for p in model.metadata_props})
     except ModelMetaError as exc:
