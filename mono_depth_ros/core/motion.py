@@ -63,7 +63,7 @@ class MotionConfig:
     max_epipolar_error: float = 2.0     # px, Sampson distance at the camera's focal
     max_flow_error: float = 1.0         # px, forward-backward round trip
     min_points: int = 10
-    window: int = 15                    # Lucas-Kanade window, px
+    window: int = 11                    # Lucas-Kanade window, px (15: 40% more CPU, same accuracy)
     levels: int = 3                     # pyramid levels above the image
 
     def validate(self) -> None:
