@@ -67,6 +67,7 @@ class ManagedDepthNode(LifecycleNode):
                                                    type=ParameterType.PARAMETER_DOUBLE,
                                                    read_only=True))
         self.bond = None
+        self._bond_formed = False
         self._bond_missing_told = False
         self.runtime = DepthRuntime(self)
 
@@ -129,7 +130,9 @@ class ManagedDepthNode(LifecycleNode):
                     'bond_timeout: 0.0 in the manager)')
             return
         self.get_logger().info(f'creating bond ({self.get_name()}) to lifecycle manager')
-        bond = Bond(self, BOND_TOPIC, self.get_name(), on_broken=self._on_bond_broken)
+        self._bond_formed = False
+        bond = Bond(self, BOND_TOPIC, self.get_name(), on_broken=self._on_bond_broken,
+                    on_formed=self._on_bond_formed)
         bond.heartbeat_period = period
         bond.heartbeat_timeout = BOND_HEARTBEAT_TIMEOUT_S
         bond.start()
@@ -149,10 +152,18 @@ class ManagedDepthNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - the context may be gone at shutdown
                 self.get_logger().debug(f'bond shutdown: {exc}')
 
+    def _on_bond_formed(self) -> None:
+        self._bond_formed = True
+        self.get_logger().info('bond formed with the lifecycle manager')
+
     def _on_bond_broken(self) -> None:
-        if self.bond is not None:  # not our own destroy_bond
+        if self.bond is None:
+            return  # our own destroy_bond
+        if self._bond_formed:
             self.get_logger().warn('the bond with the lifecycle manager is broken (the '
                                    'manager stopped, or its heartbeat timed out)')
+        else:  # bondpy's connect timeout: nothing manages this node (autostart), which is fine
+            self.get_logger().info('no lifecycle manager formed the bond; running without one')
 
     def autostart(self) -> bool:
         """Configure and activate; return False (the reason is logged) if either fails."""
