@@ -117,6 +117,18 @@ def test_motion_source_scales_a_relative_model_and_holds_through_degenerate_fram
     assert est.update(base(2), CAM, 1.5, image=room[2][0], pose=None) is None
 
 
+def test_a_textureless_view_gives_too_few_tracks(room):
+    est = sc.ScaleEstimator(sc.ScaleConfig(source='motion', scale_hold=1.0), 'inverse')
+    base = (1.0 / room[0][1]).astype(np.float32)
+    est._accept(sc.ScaleFit(2.0, 0.0, 50, 50, 0.0), 0.0)
+    blank = np.full_like(room[0][0], 128)
+    for k, i in enumerate((0, 2, 4)):
+        got = est.update(base, CAM, 0.1 * (k + 1), image=blank, pose=room[i][2])
+        assert got == (2.0, 0.0)
+    assert est.counts['motion_few_tracks'] == 3 and est.counts['fits'] == 1
+    assert 'textureless' in est.last_fit.reason
+
+
 def test_motion_parameters_are_validated():
     with pytest.raises(sc.ScaleError, match='min_baseline'):
         sc.ScaleEstimator(sc.ScaleConfig(source='motion', motion_min_baseline=0.0), 'inverse')

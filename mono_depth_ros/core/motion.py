@@ -208,6 +208,10 @@ class MotionTracker:
         if key is None or stamp - key.stamp > c.max_keyframe_age or \
                 len(key.corners) < c.min_points:
             self._new_keyframe(gray, pose, stamp, camera)
+            if len(self._key.corners) < c.min_points:
+                # A blank wall, darkness, a covered lens: nothing to track.
+                return self._fail('few_tracks', f'{len(self._key.corners)} corners in the '
+                                  f'keyframe (< {c.min_points}): a textureless view')
             return self._fail('new_keyframe', 'a new keyframe: nothing to triangulate yet')
         t_c_k = np.linalg.solve(pose, key.pose)
         baseline = float(np.linalg.norm(t_c_k[:3, 3]))
