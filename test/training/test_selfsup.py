@@ -474,6 +474,8 @@ def test_stereo_partner_warps_into_the_target_and_keeps_the_scale(one_thread):
         assert task.describe(meta).output_mode == 'inverse_depth'  # the baseline gives metres
     mono_only = SelfSupervisedTask(0.1, 10.0, pose_net=build_pose_net('posecnn'))
     assert mono_only.describe(meta).output_mode == 'relative_inverse_depth'
+    # Video alone fixes the depth up to one factor: a scale source fits that factor only.
+    assert mono_only.describe(meta).unknown == 'scale'
     linear = ModelMeta(arch='squeezenet_unet', input_height=96, input_width=128)
     assert mono_only.describe(linear).output_mode == 'relative_depth'
     with pytest.raises(ValueError, match='mono, stereo or both'):
