@@ -37,10 +37,12 @@ SAMPLE_STRIDE = 4
 CAUSES = {
     'far': ('every depth pixel is beyond max_depth ({hi:g} m): the model output is likely in '
             'the wrong units (millimetres read as metres: check output_scale in the model '
-            'metadata, or import_model --output-scale), or max_depth is too small'),
+            'metadata, or import_model --output-scale), or max_depth is too small for the '
+            'scene'),
     'near': ('every depth pixel is nearer than min_depth ({lo:g} m): the output scale is '
              'likely too small, or inverse depth is read as depth (check output_mode and '
-             'output_scale in the model metadata), or min_depth is too large'),
+             'output_scale in the model metadata); or the lens is covered, or min_depth is '
+             'too large'),
     'none': ('the model gives no estimate anywhere (NaN, Inf or negative inverse depth): '
              'likely a broken export, a wrong input normalisation, or a wrong output_mode'),
 }
