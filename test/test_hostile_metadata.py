@@ -116,3 +116,39 @@ def test_depth_node_refuses_unworkable_metadata_in_one_line(ros, tmp_path, key, 
     out = proc.output().strip()
     assert len(out.splitlines()) == 1, out[:2000]
     assert out.startswith('[depth_node] cannot start:') and words in out, out[:2000]
+
+
+def _external(src, out, location):
+    """Save src with its 1/255 constant moved to an external file at ``location``."""
+    from onnx import TensorProto
+    model = onnx.load(str(src))
+    for init in model.graph.initializer:
+        if init.name == 'inv255':
+            init.ClearField('raw_data')
+            init.ClearField('float_data')
+            init.data_location = TensorProto.EXTERNAL
+            entry = init.external_data.add()
+            entry.key, entry.value = 'location', location
+    onnx.save(model, str(out))
+
+
+@pytest.mark.parametrize('where', ['traversal', 'absolute', 'symlink'])
+def test_onnx_external_data_outside_the_model_folder_stays_refused(tmp_path, where):
+    # ONNX is data, as long as it cannot make the runtime read files outside its folder.
+    import numpy as np
+    from mono_depth_ros.inference import BackendError, create_backend
+    models = tmp_path / 'models'
+    models.mkdir()
+    brightness_model(models / 'b.onnx', 24, 32)
+    secret = tmp_path / 'secret.bin'
+    np.full(1, 1 / 255, np.float32).tofile(secret)
+    (models / 'inside.bin').write_bytes(secret.read_bytes())
+    _external(models / 'b.onnx', models / 'ok.onnx', 'inside.bin')
+    create_backend('onnxruntime', str(models / 'ok.onnx')).close()  # the construction works
+    (models / 'link.bin').symlink_to(secret)
+    location = {'traversal': '../secret.bin', 'absolute': str(secret),
+                'symlink': 'link.bin'}[where]
+    _external(models / 'b.onnx', models / 'x.onnx', location)
+    with pytest.raises(BackendError, match='External data path') as info:
+        create_backend('onnxruntime', str(models / 'x.onnx'))
+    assert '\n' not in str(info.value)
