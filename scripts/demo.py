@@ -230,8 +230,10 @@ def run(children):
     # Reliable end to end: a recording should hold every frame (a reliable publisher also
     # serves best-effort subscribers such as RViz's defaults).
     # Every 4th pixel in the cloud (160x120 points): the recording stays small.
-    node_args = [os.path.join(bin_dir, 'depth_node'), '--ros-args', '-p',
-                 'qos_reliability:=reliable', '-p', 'output_reliability:=reliable',
+    # The outputs are reliable by default; the subscriptions are made reliable too.
+    node_args = [os.path.join(bin_dir, 'depth_node'), '--ros-args',
+                 '-p', 'qos_overrides./image.subscription.reliability:=reliable',
+                 '-p', 'qos_overrides./camera_info.subscription.reliability:=reliable',
                  '-p', 'cloud_decimation:=4']
     if args.model:
         node_args += ['-p', f'model_path:={args.model}']

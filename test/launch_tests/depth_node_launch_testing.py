@@ -28,11 +28,10 @@ def generate_test_description():
         package='mono_depth_ros', executable='sample_camera', name='sample_camera',
         parameters=[{'source': 'synthetic', 'rate_hz': 10.0, 'width': WIDTH,
                      'height': HEIGHT, 'synthetic_frames': 8}])
-    # WaitForTopics subscribes reliable; a reliable publisher serves it (and best-effort ones).
+    # WaitForTopics subscribes reliable; the node's outputs are reliable by default (REP 2003).
     node = launch_ros.actions.Node(
         package='mono_depth_ros', executable='depth_node', name='depth_node',
-        parameters=[{'intrinsics': 'camera_info', 'cloud_decimation': NODE_DECIMATION,
-                     'output_reliability': 'reliable'}])
+        parameters=[{'intrinsics': 'camera_info', 'cloud_decimation': NODE_DECIMATION}])
     return launch.LaunchDescription([
         camera, node, launch_testing.actions.ReadyToTest()]), {
             'camera': camera, 'depth_node': node}
