@@ -133,7 +133,10 @@ def load_model(path, unknown):
         meta, output_mode={'metric': 'relative_depth', 'inverse_depth':
                            'relative_inverse_depth'}.get(meta.output_mode, meta.output_mode),
         scale_unknown=unknown, focal_rescale=False, min_depth=1e-3, max_depth=1e3)
-    return (FrameProcessor(relative, backend), FrameProcessor(meta, backend),
+    # A relative model has no metres of its own: its 'none' row is the map it publishes
+    # with a unit scale.
+    return (FrameProcessor(relative, backend),
+            FrameProcessor(meta if meta.is_metric else relative, backend),
             sc.base_kind(relative.output_mode))
 
 
@@ -345,6 +348,9 @@ def main():
     parser.add_argument('--repeats', type=int, default=200)
     parser.add_argument('--models', default='fastdepth:scale,fastdepth:scale_shift,'
                                             'starter:scale')
+    parser.add_argument('--model', action='append', default=[], metavar='NAME=ONNX',
+                        help='another model to name in --models (e.g. a self-supervised '
+                             'export; its own metadata may already be relative)')
     parser.add_argument('--datasets', default='NYU,Redwood,KITTI,7-Scenes')
     parser.add_argument('--frames', type=int, default=200)
     parser.add_argument('--smoothing', type=float, default=0.0,
@@ -365,6 +371,9 @@ def main():
         return
     models = {'fastdepth': ROOT / 'models' / 'fastdepth_nyu.onnx',
               'starter': ROOT / 'models' / 'starter_indoor.onnx'}
+    for item in args.model:
+        name, _, path = item.partition('=')
+        models[name] = Path(path)
     print()
     print('| model (taken as relative) | data | source | delta1 | abs_rel | frames with '
           'metres | first metres | scale jitter | flicker | fit CPU ms |')
