@@ -7,6 +7,8 @@ gives it:
 * ``ros_peer.py static_tf FILE``: publish the static transforms listed in the JSON file
   (``[[parent, child, [x, y, z], [qx, qy, qz, qw]], ...]``) with tf2_ros's
   StaticTransformBroadcaster, print ``ready``, and spin until SIGINT.
+* ``ros_peer.py tf FILE``: the same transforms as a moving frame's, on ``/tf`` with
+  TransformBroadcaster at 20 Hz, each stamped with the time it is sent.
 * ``ros_peer.py manager NODE``: drive NODE's lifecycle as Nav2's lifecycle manager does
   (configure, activate, then a bond on topic ``bond`` with NODE's name as id, heartbeat
   period 0.1 s and timeout 4 s, waiting half the timeout for it to form), deactivate,
@@ -35,13 +37,13 @@ def say(event):
     print(f'{event} {time.monotonic() - T0:.3f}', flush=True)
 
 
-def static_tf(path):
-    """Publish the static transforms of a JSON file until SIGINT."""
+def static_tf(path, moving=False):
+    """Publish the transforms of a JSON file until SIGINT (static, or at 20 Hz on /tf)."""
     from geometry_msgs.msg import TransformStamped
-    from tf2_ros import StaticTransformBroadcaster
+    from tf2_ros import StaticTransformBroadcaster, TransformBroadcaster
 
-    node = Node('test_static_tf')
-    broadcaster = StaticTransformBroadcaster(node)
+    node = Node('test_moving_tf' if moving else 'test_static_tf')
+    broadcaster = (TransformBroadcaster if moving else StaticTransformBroadcaster)(node)
     transforms = []
     with open(path) as handle:
         for parent, child, t, q in json.load(handle):
@@ -52,7 +54,15 @@ def static_tf(path):
             tr.translation.x, tr.translation.y, tr.translation.z = (float(v) for v in t)
             tr.rotation.x, tr.rotation.y, tr.rotation.z, tr.rotation.w = (float(v) for v in q)
             transforms.append(msg)
-    broadcaster.sendTransform(transforms)
+    if moving:
+        def send():
+            stamp = node.get_clock().now().to_msg()
+            for msg in transforms:
+                msg.header.stamp = stamp
+            broadcaster.sendTransform(transforms)
+        node.create_timer(0.05, send)
+    else:
+        broadcaster.sendTransform(transforms)
     say('ready')
     rclpy.spin(node)
 
@@ -129,8 +139,8 @@ def main():
     """Run the peer named on the command line."""
     rclpy.init()
     try:
-        if sys.argv[1] == 'static_tf':
-            static_tf(sys.argv[2])
+        if sys.argv[1] in ('static_tf', 'tf'):
+            static_tf(sys.argv[2], moving=sys.argv[1] == 'tf')
             return 0
         return manager(sys.argv[2])
     except KeyboardInterrupt:

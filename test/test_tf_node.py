@@ -200,9 +200,12 @@ def test_without_tf2_only_the_camera_frame_is_used(ros, tmp_path, kitti_scene):
     assert code == 0, scene.proc.output()
 
 
-def test_a_range_reading_in_its_own_frame_is_placed_through_tf2(ros, tmp_path,
+@pytest.mark.parametrize('kind', ['static_tf', 'tf'])
+def test_a_range_reading_in_its_own_frame_is_placed_through_tf2(ros, tmp_path, kind,
                                                                 relative_model):  # noqa: F811
-    # A rangefinder 10 cm behind the camera, its x axis along the optical axis.
+    # A rangefinder 10 cm behind the camera, its x axis along the optical axis; its transform
+    # static, or a moving frame's on /tf at 20 Hz (each reading is stamped after the newest
+    # transform, and waits for the next one).
     env = toolchain_env()
     # Columns: the range frame's x, y, z axes in the camera's optical frame (x -> forward).
     rotation = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
@@ -210,7 +213,7 @@ def test_a_range_reading_in_its_own_frame_is_placed_through_tf2(ros, tmp_path,
     spec.write_text(json.dumps([[CAMERA, 'range_link', [0.05, 0.0, -0.1],
                                  quaternion(rotation)]]))
     log = open(tmp_path / 'static_tf.log', 'w')
-    peer = subprocess.Popen([sys.executable, str(PEER), 'static_tf', str(spec)], env=env,
+    peer = subprocess.Popen([sys.executable, str(PEER), kind, str(spec)], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     args = ['-r', '__node:=tf_range', '-p', f'model_path:={relative_model}',
             '-p', 'scale_source:=range', '-p', 'scale_min_inliers:=10', '-p', 'scale_hold:=0.0',

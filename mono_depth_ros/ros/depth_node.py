@@ -24,6 +24,7 @@ camera. See README.md for the topic and parameter tables.
 
 from __future__ import annotations
 
+from collections import deque
 import math
 import os
 import sys
@@ -114,6 +115,9 @@ EXIT_WAIT_S = 0.5
 # A sample already in the image's frame (used as it is, without tf2).
 SAME_FRAME = np.eye(4)
 SAME_FRAME.setflags(write=False)
+# A sample stamped after the newest transform of a moving frame (tf2 cannot extrapolate) is
+# tried again before each frame for this long, then refused as bad_transform.
+TF_WAIT_S = 0.5
 
 
 def bundled_model_path() -> str:
@@ -192,6 +196,8 @@ class DepthRuntime:
         # tf2 lookups for sparse_points and range (created on activate for those sources).
         self.tf: Optional[FrameLookup] = None
         self._image_frame: Optional[str] = None  # the newest image's frame_id
+        # (first try, callback, message) of samples waiting for their transform
+        self._tf_waiting: deque = deque(maxlen=16)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def configure(self) -> None:
@@ -462,8 +468,8 @@ class DepthRuntime:
         if self.scale is not None:
             self.scale.add_sparse(samples)
 
-    def _on_sparse_points(self, msg: PointCloud2) -> None:
-        to_camera = self._to_camera(msg.header, 'sparse_points')
+    def _on_sparse_points(self, msg: PointCloud2, since: Optional[float] = None) -> None:
+        to_camera = self._to_camera(msg, 'sparse_points', self._on_sparse_points, since)
         if to_camera is None:
             return
         try:
@@ -478,13 +484,13 @@ class DepthRuntime:
         if self.scale is not None:
             self.scale.add_sparse(samples)
 
-    def _on_range(self, msg: Range) -> None:
+    def _on_range(self, msg: Range, since: Optional[float] = None) -> None:
         value = float(msg.range)
         if not (math.isfinite(value) and float(msg.min_range) <= value <= float(msg.max_range)):
             # REP 117: +-Inf mean out of range, NaN an invalid reading; neither gives a scale.
             self._bad('range', f'range {value} outside [{msg.min_range}, {msg.max_range}]')
             return
-        to_camera = self._to_camera(msg.header, 'range')
+        to_camera = self._to_camera(msg, 'range', self._on_range, since)
         if to_camera is None:
             return
         if to_camera is not SAME_FRAME:
@@ -499,14 +505,18 @@ class DepthRuntime:
         if self.scale is not None:
             self.scale.add_range(self._stamp_s(msg.header), value)
 
-    def _to_camera(self, header, topic: str) -> Optional[np.ndarray]:
+    def _to_camera(self, msg, topic: str, callback=None,
+                   since: Optional[float] = None) -> Optional[np.ndarray]:
         """
         Return the map of a sample from its frame to the image's, at its stamp, or None.
 
         A sample in the image's frame gives ``SAME_FRAME`` (the identity, for the range
         reading along the optical axis as before); one whose transform tf2 does not have
-        (or any other frame without tf2_ros) is refused and counted as bad_transform.
+        (or any other frame without tf2_ros) is refused and counted as bad_transform. One
+        stamped after its moving frame's newest transform waits (``callback(msg, since)``
+        is called again before the next frames) up to ``TF_WAIT_S``.
         """
+        header = msg.header
         target = str(self.cfg['frame_id']) or self._image_frame
         if target is None:
             # No image yet: the camera's frame is not known. Not a bad sample.
@@ -516,11 +526,25 @@ class DepthRuntime:
             return None  # inactive
         matrix = self.tf.lookup(target, header.frame_id, stamp_ns(header))
         if matrix is None:
+            now = time.monotonic()
+            since = now if since is None else since
+            if self.tf.later and callback is not None and now - since < TF_WAIT_S:
+                self._tf_waiting.append((since, callback, msg))
+                return None
             self._bad('bad_transform', f'{topic}: {self.tf.reason}')
             return None
         if same_frame(target, header.frame_id):
             return SAME_FRAME
         return matrix
+
+    def _retry_transforms(self) -> None:
+        """Try the samples that waited for their transform again (worker, before a frame)."""
+        for _ in range(len(self._tf_waiting)):
+            try:
+                since, callback, msg = self._tf_waiting.popleft()
+            except IndexError:
+                return
+            callback(msg, since)
 
     def _stamp_s(self, header) -> float:
         """Return a header stamp in seconds; an unset (zero) stamp is the node clock's now."""
@@ -684,6 +708,7 @@ class DepthRuntime:
         self._output_size(cfg, w, h)  # warns when the size is capped
         source = None
         if self.scale is not None:
+            self._retry_transforms()
             image = pose = None
             if 'motion' in self.scale.config.sources():
                 # The camera's pose in odom_frame at the image's stamp (None: missing, which

@@ -11,10 +11,14 @@ names of the same frame is the identity and any other is refused with a reason, 
 in another frame is never used as if it were in the camera's.
 
 Lookups never wait: they run on the executor thread (subscription callbacks), where a wait
-would hold up the images. A transform not yet in the buffer, or a stamp beyond its cache, is
-refused like a missing one. tf2's convention is followed: ``lookup_transform(target, source,
-time)`` returns the pose of ``source`` in ``target``, i.e. the map of points from source to
-target coordinates (geometry2 tf2_ros_py/tf2_ros/buffer.py, ``lookup_transform``).
+would hold up the images (and, with the listener on the same executor, the transforms
+themselves). A stamp newer than the latest transform of a moving frame sets
+:attr:`FrameLookup.later` (tf2's "extrapolation into the future": the transform may still
+arrive, and the caller may try again); any other failure is final.
+
+tf2's convention is followed: ``lookup_transform(target, source, time)`` returns the pose of
+``source`` in ``target``, i.e. the map of points from source to target coordinates
+(geometry2 tf2_ros_py/tf2_ros/buffer.py, ``lookup_transform``).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class FrameLookup:
     def __init__(self, node: Any, cache_s: float = 10.0):
         self.node = node
         self.reason = ''
+        self.later = False  # the last failure may succeed later (the transform is behind)
         self.buffer = self.listener = None
         self.closed = False
         if tf2_ros is not None:
@@ -106,6 +111,7 @@ class FrameLookup:
         says why.
         """
         target, source = normalize_frame(target), normalize_frame(source)
+        self.later = False
         if target == source:
             return np.eye(4)
         if not target or not source:
@@ -127,6 +133,9 @@ class FrameLookup:
         except (tf2_ros.TransformException, ValueError) as exc:
             self.reason = (f'no transform from {source!r} to {target!r} at '
                            f'{int(stamp_ns) * 1e-9:.3f} s: {exc}')
+            # tf2's wording for a stamp past the newest data (geometry2 tf2/src/cache.cpp,
+            # createExtrapolationException2).
+            self.later = 'extrapolation into the future' in str(exc)
             return None
 
     def close(self) -> None:
