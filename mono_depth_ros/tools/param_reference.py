@@ -68,9 +68,11 @@ def render() -> str:
     parts = [HEADER,
              '## depth_node and depth_node_managed', '',
              *table(params.PARAMETERS), '',
-             'The standard `qos_overrides./<topic>.publisher|subscription.<policy>` parameters '
-             '(reliability, durability, history, depth) are accepted as well; see the node '
-             'reference.', '',
+             'QoS is set with the standard read-only '
+             '`qos_overrides./<topic>.publisher|subscription.<policy>` parameters (reliability, '
+             'history, depth; fully resolved topic names): outputs default to reliable, keep '
+             'last 2, subscriptions to sensor data (best effort, keep last 5). See '
+             '[ros_interfaces.md](ros_interfaces.md).', '',
              '## sample_camera', '',
              *table(sample_camera.PARAMETERS), '']
     return '\n'.join(parts)
