@@ -45,7 +45,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def make_meta(model: torch.nn.Module, config: Mapping[str, Any], metrics=None,
               git_revision: str = '', train_fx: Optional[float] = None,
-              train_fy: Optional[float] = None) -> ModelMeta:
+              train_fy: Optional[float] = None, resize_mode: str = 'stretch',
+              fit_aspect: float = 0.0, crop_fraction: float = 1.0) -> ModelMeta:
     """
     Describe a zoo network trained with a resolved config.
 
@@ -67,7 +68,8 @@ def make_meta(model: torch.nn.Module, config: Mapping[str, Any], metrics=None,
         max_depth=float(mcfg['max_depth']),
         train_fx=None if train_fx is None else float(train_fx),
         train_fy=None if train_fy is None else float(train_fy),
-        focal_rescale=focal, dataset=str(data['dataset']),
+        focal_rescale=focal, dataset=str(data['dataset']), resize_mode=str(resize_mode),
+        fit_aspect=float(fit_aspect), crop_fraction=float(crop_fraction),
         metrics={k: float(v) for k, v in dict(metrics or {}).items()},
         git_revision=git_revision, description=f'{mcfg["arch"]} trained on {data["dataset"]}')
 

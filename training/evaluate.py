@@ -60,6 +60,7 @@ DEFAULT_CROPS = {'nyu': 'eigen', 'kitti': 'garg'}
 TABLE = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'd1', 'd2', 'd3')
 SYNTHETIC_EVAL_SEED = 424242
 ROSBAG_DEPTH_TOPIC = '/camera/depth/image_raw'
+ROSBAG_DEPTH_SIZE = (160, 120)  # width, height the depth topic is compared at
 GRID_ROWS = 6
 #: files the node runs itself; anything else is taken for a training checkpoint
 RUNTIME_EXTENSIONS = ('.onnx', '.engine', '.plan', '.trt', '.ts', '.torchscript', '.jit')
@@ -146,11 +147,13 @@ def _open_dataset(kind, root, size, split, num_images, depth_scale, intrinsics):
     if kind == 'synthetic':
         return SyntheticDataset(num_images, scene_seed=SYNTHETIC_EVAL_SEED, **size)
     if kind == 'rosbag':
-        # The recording's held-out end (or --split train|all) against its depth topic, at
-        # the model's input size (7-Scenes depth is not registered: compare it coarse).
+        # The recording's held-out end (or --split train|all): the camera's own images
+        # against its depth topic at a quarter of 640x480 (7-Scenes depth is not
+        # registered to colour: 10-25 px off at full size).
         from training.datasets.rosbag import RosbagDataset
         return RosbagDataset(root, split=split or 'val', depth_topic=ROSBAG_DEPTH_TOPIC,
-                             **size)
+                             native_rgb=True, height=ROSBAG_DEPTH_SIZE[1],
+                             width=ROSBAG_DEPTH_SIZE[0])
     raise SystemExit(f'error: unknown dataset {kind!r}')
 
 
@@ -205,7 +208,10 @@ def grid_row(sample: RawSample, pred: np.ndarray, cap: float, min_depth: float) 
     near = max(min_depth, float(np.percentile(gt[valid], 1))) if valid.any() else min_depth
     if far <= near:
         near, far = min_depth, cap
-    panels = [sample.rgb, colorize_depth(np.clip(pred, near, far), near, far),
+    rgb = sample.rgb
+    if rgb.shape[:2] != gt.shape:  # ground truth coarser than the camera (rosbag)
+        rgb = cv2.resize(rgb, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_AREA)
+    panels = [rgb, colorize_depth(np.clip(pred, near, far), near, far),
               colorize_depth(np.where(valid, gt, np.nan), near, far), error]
     names = ('input', 'prediction', 'ground truth', 'abs_rel error')
     factor = int(np.ceil(MIN_PANEL_WIDTH / gt.shape[1]))

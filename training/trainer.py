@@ -705,19 +705,28 @@ def resolve_init(config: Mapping[str, Any]) -> Dict[str, Any]:
         from mono_depth_ros.core.paths import package_file
         from mono_depth_ros.ros.depth_node import BUNDLED_MODEL
         init = mcfg['init_checkpoint'] = package_file('models', BUNDLED_MODEL)
-    if not mcfg['arch']:
+    bag = config['data']['rosbag']
+    fit_from_init = config['data']['dataset'] == 'rosbag' and bag['resize_mode'] == 'init'
+    if not mcfg['arch'] or fit_from_init:
         if not init:
-            raise ValueError("model.arch is empty, which means the init model's, but "
-                             'model.init_checkpoint is empty too')
+            raise ValueError("model.arch '' or data.rosbag.resize_mode init means the init "
+                             "model's, but model.init_checkpoint is empty")
         if init.lower().endswith('.onnx'):
             from training.onnx_init import read_meta
             meta = read_meta(init)
         else:
             from mono_depth_ros.core.model_meta import ModelMeta
             meta = ModelMeta.from_dict(ckpt_io.load_checkpoint(init)['meta'])
+    if not mcfg['arch']:
         from training.networks import rebuild_args
         mcfg['arch'] = meta.arch
         mcfg['args'] = {**rebuild_args(dict(meta.arch_args)), **dict(mcfg['args'] or {})}
+    if fit_from_init:
+        if meta.resize_mode not in ('stretch', 'crop'):
+            raise ValueError(f'the init model fits images by {meta.resize_mode}, which '
+                             'training cannot; set data.rosbag.resize_mode stretch or crop')
+        bag.update(resize_mode=meta.resize_mode, fit_aspect=float(meta.fit_aspect),
+                   crop_fraction=float(meta.crop_fraction))
     return config
 
 
@@ -765,9 +774,12 @@ def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
     k = train_set[0]['K']
     model = build_model_from_config(config)
     mcfg = config['model']
+    extra = {'git_revision': revision, 'train_fx': float(k[0, 0]), 'train_fy': float(k[1, 1])}
+    if config['data']['dataset'] == 'rosbag':  # the node cuts images as training did
+        extra.update({key: config['data']['rosbag'][key]
+                      for key in ('resize_mode', 'fit_aspect', 'crop_fraction')})
     trainer = Trainer(config, task, model, train_set, val_set, output_dir, device, log,
-                      meta_extra={'git_revision': revision, 'train_fx': float(k[0, 0]),
-                                  'train_fy': float(k[1, 1])})
+                      meta_extra=extra)
     log(f'training {mcfg["arch"]} ({config.get("task", "supervised")}) on '
         f'{config["data"]["dataset"]} ({len(train_set)} train, '
         f'{len(val_set)} val) on {device}, world {info.world}, into {output_dir}')

@@ -248,3 +248,32 @@ def test_the_validation_end_of_the_recording_is_never_a_training_source(tmp_path
     assert max(max(t) for t in train.triplets) < 30
     assert min(min(t) for t in val.triplets) >= 30
     assert len(train) and len(val)
+
+
+def test_images_are_cut_as_the_node_will_cut_them_for_the_model(tmp_path):
+    from types import SimpleNamespace
+
+    from mono_depth_ros.core.frame import FrameProcessor
+    from mono_depth_ros.core.model_meta import ModelMeta
+    from training.datasets.rosbag import fit_box
+    # The box the node's frame pipeline cuts, for cameras of several aspects and a model fed
+    # 4:3 pictures squeezed to 224x224, 91.2 % of them (FastDepth), or whole ones.
+    for mode, aspect, fraction in (('crop', 4 / 3, 0.912), ('crop', 0.0, 1.0),
+                                   ('stretch', 0.0, 1.0), ('stretch', 0.0, 0.8)):
+        meta = ModelMeta(arch='fastdepth', input_height=224, input_width=224, resize_mode=mode,
+                         fit_aspect=aspect, crop_fraction=fraction)
+        for size in ((1280, 720), (640, 480), (480, 640), (101, 77)):
+            plan = FrameProcessor._make_plan(SimpleNamespace(meta=meta), *size, mode, size)
+            assert fit_box(*size, mode, aspect, fraction, 1.0) == plan.box, (mode, size)
+    bag = write_bag(tmp_path / 'b', stamps(3))
+    whole = read(bag, size=(32, 32))
+    cut = read(bag, size=(32, 32), resize_mode='crop', fit_aspect=4 / 3, crop_fraction=0.5)
+    # The centred 32x24 box of the 64x48 image, squeezed to 32x32: K follows the cut.
+    box = cut.intrinsics[0]
+    assert (box.width, box.height) == (32, 32)
+    assert box.fx == pytest.approx(K[0, 0] * 32 / 32) and box.fy == pytest.approx(60 * 32 / 24)
+    assert box.cx == pytest.approx((32 - 16 + 0.5) * 1.0 - 0.5)
+    assert whole.intrinsics[0].fx == pytest.approx(60 * 32 / 64)
+    import cv2
+    expected = cv2.resize(_texture(0)[12:36, 16:48], (32, 32), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(cut.images[0].astype(int) - expected).max() <= 1

@@ -248,8 +248,18 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
              odometry_topic: str = '/odom',
              camera_extrinsic: Sequence[float] = (0, 0, 0, 0, 0, 0, 1),
              depth_topic: str = '', sync_tolerance: float = 0.01,
-             max_pose_gap: float = 0.2) -> BagFrames:
-    """Read a rosbag2 folder (or file) into frames at size (width, height); see the module."""
+             max_pose_gap: float = 0.2, native_rgb: bool = False,
+             resize_mode: str = 'stretch', fit_aspect: float = 0.0,
+             crop_fraction: float = 1.0) -> BagFrames:
+    """
+    Read a rosbag2 folder (or file) into frames at size (width, height); see the module.
+
+    With ``native_rgb`` the images (and their intrinsics) keep the recorded size and only
+    the depth images are resized (evaluation through the node's pipeline, which takes the
+    camera's own image, against a coarser ground truth). Otherwise each image is first cut
+    to :func:`fit_box` (``resize_mode``, ``fit_aspect``, ``crop_fraction``), as the node
+    will cut it for the trained model.
+    """
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import get_typestore, Stores
     if pose_source not in ('tf', 'odometry'):
@@ -307,16 +317,21 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
                     skips['undecodable'] += 1
                     LOG.debug('image at %d skipped: %s', stamp, exc)
                     continue
-                interp = cv2.INTER_AREA if width < rgb.shape[1] else cv2.INTER_LINEAR
-                images.append((stamp, camera_frame or msg.header.frame_id,
-                               cv2.resize(rgb, (width, height), interpolation=interp),
-                               rgb.shape[1], rgb.shape[0]))
+                native = rgb.shape[1], rgb.shape[0]
+                box = (0, 0) + native
+                if not native_rgb:
+                    box = fit_box(*native, resize_mode, fit_aspect, crop_fraction,
+                                  width / height)
+                    x0, y0, bw, bh = box
+                    rgb = rgb[y0:y0 + bh, x0:x0 + bw]
+                    interp = cv2.INTER_AREA if width < bw else cv2.INTER_LINEAR
+                    rgb = cv2.resize(rgb, (width, height), interpolation=interp)
+                images.append((stamp, camera_frame or msg.header.frame_id, rgb, box) + native)
             elif topic == camera_info_topic:
                 infos[_stamp_ns(msg.header)] = msg
             elif topic == depth_topic:
                 try:
-                    depths[_stamp_ns(msg.header)] = resize_depth(_decode_depth(msg), width,
-                                                                 height)
+                    depths[_stamp_ns(msg.header)] = _decode_depth(msg)
                 except ValueError:
                     skips['depth_undecodable'] += 1
             elif topic == odometry_topic and pose_source == 'odometry':
@@ -351,7 +366,7 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
     depth_stamps = sorted(depths)
     tol = int(sync_tolerance * 1e9)
     out = BagFrames([], [], [], [], [], image_topic, skips)
-    for stamp, frame, rgb, native_w, native_h in images:
+    for stamp, frame, rgb, box, native_w, native_h in images:
         j = _nearest(info_stamps, stamp, tol)
         if j is None:
             skips['no_camera_info'] += 1
@@ -366,7 +381,10 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
             skips['bad_camera_info'] += 1
             continue
         info_w, info_h = int(info.width) or native_w, int(info.height) or native_h
-        camera = Intrinsics.from_K(k, info_w, info_h).resize(width, height)
+        camera = Intrinsics.from_K(k, info_w, info_h)
+        if (info_w, info_h) != (native_w, native_h):
+            camera = camera.resize(native_w, native_h)
+        camera = camera.crop(*box).resize(rgb.shape[1], rgb.shape[0])
         try:
             pose = tf.lookup(target, source_of(frame), stamp)
         except LookupError as exc:
@@ -379,6 +397,11 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
             depth = depths[depth_stamps[d]] if d is not None else None
             if depth is None:
                 skips['no_depth'] += 1
+            else:  # the colour image's box, at the depth image's own size
+                sx, sy = depth.shape[1] / native_w, depth.shape[0] / native_h
+                x0, y0, bw, bh = (int(round(box[0] * sx)), int(round(box[1] * sy)),
+                                  int(round(box[2] * sx)), int(round(box[3] * sy)))
+                depth = resize_depth(depth[y0:y0 + bh, x0:x0 + bw], width, height)
         out.stamps.append(stamp)
         out.images.append(rgb)
         out.intrinsics.append(camera)
@@ -388,6 +411,36 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
         raise BagError(f'{path}: none of the {len(images)} images on {image_topic} is usable '
                        f'({_describe(skips)})')
     return out
+
+
+def fit_box(width: int, height: int, resize_mode: str = 'stretch', fit_aspect: float = 0.0,
+            crop_fraction: float = 1.0, model_aspect: float = 1.0) -> Tuple[int, int, int, int]:
+    """
+    Return the (x0, y0, w, h) box of a width x height image that the node feeds the model.
+
+    The node's own fit (``mono_depth_ros.core.frame.FrameProcessor._make_plan``): ``crop``
+    cuts the centred box of ``fit_aspect`` (0: the model input's aspect), then
+    ``crop_fraction`` keeps the centred fraction of each side; ``stretch`` takes the whole
+    image (then ``crop_fraction``). Training on the same box keeps a fine-tuned model's view
+    of the world what it was.
+    """
+    if resize_mode not in ('stretch', 'crop'):
+        raise BagError(f'data.rosbag.resize_mode must be stretch or crop (or init), got '
+                       f'{resize_mode!r}')
+    box = (0, 0, width, height)
+    aspect = fit_aspect or model_aspect
+    if resize_mode == 'crop':
+        if width > height * aspect:
+            cw = min(width, max(1, int(round(height * aspect))))
+            box = ((width - cw) // 2, 0, cw, height)
+        else:
+            ch = min(height, max(1, int(round(width / aspect))))
+            box = (0, (height - ch) // 2, width, ch)
+    if crop_fraction < 1.0:
+        bx, by, bw, bh = box
+        cw, ch = max(1, int(round(bw * crop_fraction))), max(1, int(round(bh * crop_fraction)))
+        box = (bx + (bw - cw) // 2, by + (bh - ch) // 2, cw, ch)
+    return box
 
 
 def _bag_path(path: str):
@@ -461,7 +514,8 @@ class RosbagDataset(DepthDataset):
                  depth_topic: str = '', sync_tolerance: float = 0.01,
                  max_pose_gap: float = 0.2, min_baseline: float = 0.05,
                  max_baseline: float = 0.5, max_span: float = 1.0, val_fraction: float = 0.25,
-                 **kwargs):
+                 native_rgb: bool = False, resize_mode: str = 'stretch',
+                 fit_aspect: float = 0.0, crop_fraction: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if split not in ('train', 'val', 'all'):
             raise BagError(f"split must be 'train', 'val' or 'all', got {split!r}")
@@ -476,12 +530,14 @@ class RosbagDataset(DepthDataset):
                            f'frame offsets -1 and 1, not {bad}')
         key = (os.path.abspath(root), self.resize, image_topic, camera_info_topic, pose_source,
                target_frame, camera_frame, odometry_topic, tuple(camera_extrinsic),
-               depth_topic, float(sync_tolerance), float(max_pose_gap))
+               depth_topic, float(sync_tolerance), float(max_pose_gap), bool(native_rgb),
+               resize_mode, float(fit_aspect), float(crop_fraction))
         if key not in _CACHE:
             _CACHE.clear()  # one recording in memory at a time
             _CACHE[key] = read_bag(root, self.resize, image_topic, camera_info_topic,
                                    pose_source, target_frame, camera_frame, odometry_topic,
-                                   camera_extrinsic, depth_topic, sync_tolerance, max_pose_gap)
+                                   camera_extrinsic, depth_topic, sync_tolerance, max_pose_gap,
+                                   native_rgb, resize_mode, fit_aspect, crop_fraction)
         self.frames = _CACHE[key]
         self.skips = Counter(self.frames.skips)
         n = len(self.frames.stamps)
