@@ -1,4 +1,4 @@
-"""The launch file, config and package metadata agree with the documented interface, read statically."""
+"""The launch file, config and package metadata agree with the documented interface."""
 
 import ast
 from pathlib import Path
