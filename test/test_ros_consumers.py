@@ -289,3 +289,48 @@ def test_rep117_depth_and_its_cloud_as_upstream_reads_them(ros, metric_model, tm
     finally:
         harness.destroy()
         assert proc.stop() == 0, proc.output()
+
+
+def partly_nan_model(path):
+    """Write the brightness model with NaN output where the image is black (0 / 0)."""
+    import onnx
+    from onnx import helper
+    brightness_model(path, H, W)
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node)
+    last = next(n for n in nodes if n.op_type == 'Identity' and n.output[0] == 'depth')
+    y = last.input[0]
+    extra = [helper.make_node('Div', [y, y], ['one_or_nan']),
+             helper.make_node('Mul', [y, 'one_or_nan'], ['y_partly_nan'])]
+    last.input[0] = 'y_partly_nan'
+    del model.graph.node[:]
+    model.graph.node.extend(nodes[:-1] + extra + nodes[-1:])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def test_model_pixels_without_an_estimate_are_nan_and_the_rest_is_published(ros, tmp_path):
+    model = tmp_path / 'partly_nan.onnx'
+    partly_nan_model(model)
+    proc = start(tmp_path, str(model), 'partly_nan')
+    harness = Harness('h_partly_nan')
+    harness.subscribe('depth/image', Image)
+    try:
+        harness.wait_connected()
+        rgb = grey(128)
+        rgb[:, :8] = 0  # the model gives NaN here
+        end = time.monotonic() + 20.0
+        while time.monotonic() < end and not harness.received['depth/image']:
+            harness.send(rgb, INTR)
+            harness.spin(0.3)
+        assert harness.received['depth/image'], proc.output()
+        depth = depth_values(harness.received['depth/image'][-1])
+        assert np.isnan(depth[:, :8]).all()
+        assert np.allclose(depth[:, 8:], 4 * 128 / 255 + 1, atol=1e-4)
+        harness.wait_for(lambda: harness.diag('/partly_nan').get('model_nonfinite_pixels', 0)
+                         >= 8 * H, 10.0, 'model_nonfinite_pixels')
+        # Not refused as a whole (that is for an output with no finite value at all).
+        assert harness.diag('/partly_nan')['model_nonfinite'] == 0
+    finally:
+        harness.destroy()
+        assert proc.stop() == 0, proc.output()
