@@ -746,6 +746,15 @@ def build_model_from_config(config: Mapping[str, Any]) -> torch.nn.Module:
     elif init:
         ck = ckpt_io.load_checkpoint(init)
         model.load_state_dict(ck['model'])
+    trainable = tuple(mcfg['trainable'] or ())
+    if trainable:
+        names = [name for name, _p in model.named_parameters()]
+        unknown = [t for t in trainable if not any(n.startswith(t) for n in names)]
+        if unknown:
+            raise ValueError(f'model.trainable names no parameter of {mcfg["arch"]}: '
+                             f'{", ".join(unknown)}')
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(trainable))
     return model
 
 
