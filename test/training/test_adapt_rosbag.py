@@ -52,6 +52,19 @@ def test_an_onnx_of_another_architecture_is_refused(tmp_path):
         build_model_from_config(config)
 
 
+def test_model_trainable_freezes_every_other_parameter():
+    from training.config import load_config
+    from training.trainer import build_model_from_config
+    config = load_config(None, [f'model.init_checkpoint={FASTDEPTH}', 'model.arch=fastdepth',
+                                'model.trainable=[decode_conv5, decode_conv6]'])
+    model = build_model_from_config(config)
+    training = sorted({n.split('.')[0] for n, p in model.named_parameters() if p.requires_grad})
+    assert training == ['decode_conv5', 'decode_conv6']
+    config = load_config(None, ['model.arch=fastdepth', 'model.trainable=[decoder.head]'])
+    with pytest.raises(ValueError, match='names no parameter of fastdepth: decoder.head'):
+        build_model_from_config(config)
+
+
 def _photometric(config, bag, checkpoint=None):
     """Return the mean photometric error over the training triplets, without augmentation."""
     import torch
@@ -84,7 +97,7 @@ def test_the_documented_command_adapts_the_bundled_model_on_real_frames(
     from training.trainer import resolve_init
     bag = str(tmp_path / 'bag')
     load_script('sevenscenes_to_bag').convert(str(shared_data / 'sevenscenes_redkitchen'), bag,
-                                              compressed=True, first=40, last=99,
+                                              compressed=True, depth=True, first=40, last=99,
                                               log=lambda _m: None)
     out = tmp_path / 'run'
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -119,3 +132,12 @@ def test_the_documented_command_adapts_the_bundled_model_on_real_frames(
     assert (meta.resize_mode, meta.crop_fraction) == ('crop', pytest.approx(0.912))
     assert depth is not None and np.isfinite(depth).mean() == pytest.approx(0.912 ** 2, abs=0.01)
     assert 0.5 < float(np.nanmedian(depth)) < 5.0  # a kitchen seen from 1-3 m
+
+    # evaluate.py scores the held-out end of the recording against its depth topic.
+    from training.evaluate import evaluate
+    results = evaluate(str(out / 'model.onnx'), 'rosbag', bag, output_dir=str(tmp_path / 'ev'),
+                       log=lambda _m: None)
+    import json
+    summary = json.loads((tmp_path / 'ev' / 'metrics.json').read_text())
+    assert summary['images'] == 15  # frames 85-99: evaluate's default split, the last 25 %
+    assert 0.0 < results['model']['d1'] <= 1.0 and results['model']['abs_rel'] < 1.0
