@@ -34,6 +34,10 @@ from training.networks.pose import build_pose_net, pair_transform
 from training.trainer import Task
 
 
+# selfsup.pose_source: learnt, the dataset's (metric), or the dataset's refined by a network.
+POSE_SOURCES = ('network', 'dataset', 'dataset+network')
+
+
 class SelfSupervisedTask(Task):
     """Monodepth2's losses on frame triplets (and/or stereo pairs), see the module docstring."""
 
@@ -50,9 +54,9 @@ class SelfSupervisedTask(Task):
         frame_ids = tuple(int(f) for f in frame_ids) if mono else ()
         if mono and (not frame_ids or 0 in frame_ids):
             raise ValueError(f'selfsup.frame_ids must be non-zero offsets, got {frame_ids}')
-        if pose_source not in ('network', 'dataset'):
-            raise ValueError('selfsup.pose_source must be network or dataset, got '
-                             f'{pose_source!r}')
+        if pose_source not in POSE_SOURCES:
+            raise ValueError(f'selfsup.pose_source must be one of {", ".join(POSE_SOURCES)}, '
+                             f'got {pose_source!r}')
         if not 0 <= ssim_weight <= 1:
             raise ValueError(f'selfsup.ssim_weight must be in [0, 1], got {ssim_weight}')
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
@@ -66,7 +70,10 @@ class SelfSupervisedTask(Task):
         self.stereo_pairs = self.stereo
         self.image_keys = ('image',) + tuple(f'image{f:+d}' for f in frame_ids) + \
             ((STEREO_KEY,) if stereo else ())
-        self.known_poses = pose_source == 'dataset'
+        self.known_poses = pose_source in ('dataset', 'dataset+network')
+        # dataset+network: the pose network learns a correction on top of the known pose,
+        # starting from none (its last layer zeroed), so training starts from the data's.
+        self.refine = pose_source == 'dataset+network'
         if val_photometric and not (self.mono and self.known_poses):
             raise ValueError('selfsup.val_photometric needs mono with pose_source dataset '
                              '(a validation score from known poses)')
@@ -75,16 +82,22 @@ class SelfSupervisedTask(Task):
         # numbers mean anything.
         self.metric = self.stereo or (self.mono and self.known_poses)
         self.median_scaling = not self.metric
-        if self.mono and not self.known_poses and pose_net is None:
+        learnt = self.mono and (not self.known_poses or self.refine)
+        if learnt and pose_net is None:
             pose_net = build_pose_net('resnet18_pose')
-        self.pose_net = pose_net if self.mono and not self.known_poses else None
+        self.pose_net = pose_net if learnt else None
+        if self.refine:
+            last = [m for m in self.pose_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+            torch.nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                torch.nn.init.zeros_(last.bias)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> 'SelfSupervisedTask':
         """Build from a resolved config (``selfsup`` and ``model`` sections)."""
         cfg, mcfg = config['selfsup'], config['model']
         pose = None
-        if cfg['mono'] and cfg['pose_source'] == 'network':
+        if cfg['mono'] and cfg['pose_source'] in ('network', 'dataset+network'):
             pose = build_pose_net(cfg['pose_arch'], cfg['pose_pretrained'])
         return cls(mcfg['min_depth'], mcfg['max_depth'], frame_ids=cfg['frame_ids'],
                    mono=cfg['mono'], stereo=cfg['stereo'], scales=cfg['scales'],
@@ -144,6 +157,10 @@ class SelfSupervisedTask(Task):
                     if not bool(torch.isfinite(t).all()):
                         raise ValueError('selfsup.pose_source is dataset, but the dataset '
                                          'has no poses for its frames')
+                    if self.refine:
+                        t = pair_transform(self.pose_net, norm_t,
+                                           normalize(source, self.mean, self.std),
+                                           source_before=f < 0) @ t
                 else:
                     t = pair_transform(self.pose_net, norm_t,
                                        normalize(source, self.mean, self.std),
@@ -159,7 +176,17 @@ class SelfSupervisedTask(Task):
         """Return (photometric + smoothness loss averaged over scales, logs)."""
         target, k = batch['image'], batch['K'].float()
         net, disps = self.disparities(model, target)
-        sources = self.source_transforms(batch)
+        pose_mode = None
+        if self.pose_net is not None and self.pose_net.training != model.training:
+            # Validation puts the depth network in eval mode: the pose network too (batch
+            # norm statistics must not move on held-out frames).
+            pose_mode = self.pose_net.training
+            self.pose_net.train(model.training)
+        try:
+            sources = self.source_transforms(batch)
+        finally:
+            if pose_mode is not None:
+                self.pose_net.train(pose_mode)
         identity = None
         if self.automask:
             identity = torch.cat([photometric_error(src, target, self.alpha)

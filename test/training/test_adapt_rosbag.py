@@ -141,3 +141,34 @@ def test_the_documented_command_adapts_the_bundled_model_on_real_frames(
     summary = json.loads((tmp_path / 'ev' / 'metrics.json').read_text())
     assert summary['images'] == 15  # frames 85-99: evaluate's default split, the last 25 %
     assert 0.0 < results['model']['d1'] <= 1.0 and results['model']['abs_rel'] < 1.0
+
+
+def test_a_pose_network_can_refine_the_known_poses_starting_from_them(one_thread):
+    import torch
+    from training import geometry
+    from training.networks import build_model
+    from training.networks.pose import build_pose_net
+    from training.selfsup import SelfSupervisedTask
+    task = SelfSupervisedTask(0.1, 10.0, scales=(0,), pose_source='dataset+network',
+                              pose_net=build_pose_net('posecnn'), val_photometric=True)
+    assert task.metric and 'pose' in task.modules()
+    gen = torch.Generator().manual_seed(0)
+    poses = {}
+    for key, x in (('pose', 0.0), ('pose-1', -0.1), ('pose+1', 0.1)):
+        poses[key] = torch.eye(4)[None].repeat(2, 1, 1)
+        poses[key][:, 0, 3] = x
+    batch = {'image': torch.rand(2, 3, 32, 48, generator=gen),
+             'image-1': torch.rand(2, 3, 32, 48, generator=gen),
+             'image+1': torch.rand(2, 3, 32, 48, generator=gen),
+             'K': torch.tensor([[40.0, 0, 24], [0, 40.0, 16], [0, 0, 1]])[None].repeat(2, 1, 1),
+             **poses}
+    # The correction starts at none: the transforms are the dataset's.
+    for f in (-1, 1):
+        _source, t = task.source_transforms(batch)[f'image{f:+d}']
+        expected = geometry.relative_transform(batch['pose'], batch[f'pose{f:+d}'])
+        torch.testing.assert_close(t, expected, atol=1e-6, rtol=0)
+    model = build_model('squeezenet_unet', decoder_channels=[8, 8, 8], output='inverse')
+    loss, _logs = task.compute_loss(model, batch)
+    loss.backward()
+    last = task.pose_net.pose_conv.weight.grad
+    assert last is not None and float(last.abs().sum()) > 0  # it learns from the loss
