@@ -155,6 +155,8 @@ def test_a_bag_without_the_topics_names_what_it_has(tmp_path):
         read(no_tf)
     with pytest.raises(BagError, match='not found'):
         read(str(tmp_path / 'missing'))
+    with pytest.raises(BagError, match='/tf carries tf2_msgs/msg/TFMessage, not nav_msgs'):
+        read(bag, pose_source='odometry', odometry_topic='/tf')
 
 
 def test_a_frame_tf_cannot_reach_is_an_error_naming_the_frames(tmp_path):
@@ -277,3 +279,35 @@ def test_images_are_cut_as_the_node_will_cut_them_for_the_model(tmp_path):
     import cv2
     expected = cv2.resize(_texture(0)[12:36, 16:48], (32, 32), interpolation=cv2.INTER_LINEAR)
     assert np.abs(cut.images[0].astype(int) - expected).max() <= 1
+
+
+def test_distorted_images_are_rectified_as_image_proc_does(tmp_path):
+    import cv2
+    from training.datasets.rosbag import BagError
+    d = np.array([-0.3, 0.1, 0.001, -0.002, 0.0])
+    p_new = K.copy()
+    p_new[0, 0] = p_new[1, 1] = 50.0  # image_proc's rectified camera: P, not K
+
+    def write(path, model):
+        bag = bagtool.BagWriter(str(path))
+        with bag:
+            ts = bag.ts
+            bag.write('/tf_static', T0, ts.types['tf2_msgs/msg/TFMessage'](transforms=[
+                bagtool.transform_stamped(ts, T0, 'odom', CAMERA, np.eye(4))]))
+            info = bagtool.camera_info(ts, T0, CAMERA, K, W, H)
+            info.distortion_model = model
+            info.d = d
+            info.p = np.hstack([p_new, np.zeros((3, 1))]).reshape(-1)
+            bag.write('/camera/camera_info', T0, info)
+            bag.write('/camera/image_raw', T0, bagtool.raw_image(ts, T0, CAMERA, _texture(0),
+                                                                 'rgb8'))
+        return str(path)
+    frames = read(write(tmp_path / 'b', 'plumb_bob'))
+    map_x, map_y = cv2.initUndistortRectifyMap(K, d, np.eye(3), p_new, (W, H), cv2.CV_32FC1)
+    expected = cv2.remap(_texture(0), map_x, map_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(frames.images[0].astype(int) - expected).max() <= 1
+    assert np.abs(frames.images[0].astype(int) - _texture(0)).mean() > 2  # it did change
+    assert frames.intrinsics[0].fx == pytest.approx(50.0)
+    with pytest.raises(BagError, match="distortion model 'kannala' with D != 0"):
+        read(write(tmp_path / 'c', 'kannala'))

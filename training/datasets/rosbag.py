@@ -1,16 +1,18 @@
 """
 A rosbag2 recording of the robot as a self-supervised training source (known metric poses).
 
-One pass over the bag (``rosbags``' AnyReader: rosbag2 MCAP and sqlite3 alike, messages
-decoded with the bag's own definitions) collects:
+Two passes over the bag (``rosbags``' AnyReader: rosbag2 MCAP and sqlite3 alike, messages
+decoded with the bag's own definitions; first the small messages, then the images)
+collect:
 
 * the images of ``image_topic`` (sensor_msgs/Image), or of ``image_topic + '/compressed'``
   (sensor_msgs/CompressedImage, JPEG or PNG) when only that is in the bag, decoded by the
   node's own decoders (``mono_depth_ros.core.image_codec``) and resized to the training
   size at once, so a long recording costs ``W x H x 3`` bytes a frame;
 * the CameraInfo of ``camera_info_topic``, paired with each image by header stamp (the
-  nearest within ``sync_tolerance``); K is rescaled to the training size. A camera_info
-  with distortion (``D`` not all zero) is refused: record ``image_rect`` for training;
+  nearest within ``sync_tolerance``); an image with distortion (``D`` not all zero) is
+  rectified as image_proc would (:class:`_Rectifier`), and the intrinsics follow the
+  rectification, the cut and the resize to the training size;
 * the poses: ``tf`` (``/tf`` and ``/tf_static``, the chain from ``target_frame`` to the
   image's ``frame_id`` as tf2 resolves it) or ``odometry`` (nav_msgs/Odometry
   ``header.frame_id <- child_frame_id``, then the fixed ``camera_extrinsic`` from the
@@ -296,56 +298,90 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
             missing.append('/tf')
         if missing:
             raise BagError(f'{path} lacks {", ".join(missing)}; it has: {listing}')
-        wanted = set(needed) | (set(TF_TOPICS) & set(topics) if pose_source == 'tf' else set())
+        types = {image_topic: ('sensor_msgs/msg/CompressedImage',) if compressed else
+                 ('sensor_msgs/msg/Image',),
+                 camera_info_topic: ('sensor_msgs/msg/CameraInfo',),
+                 odometry_topic: ('nav_msgs/msg/Odometry',),
+                 depth_topic: ('sensor_msgs/msg/Image',)}
+        for topic in needed:
+            if topics[topic] not in types[topic]:
+                raise BagError(f'{path}: {topic} carries {topics[topic]}, not '
+                               f'{" or ".join(types[topic])}')
+        # Pass 1, the small messages: camera_info and poses.
+        small = {camera_info_topic} | ({odometry_topic} if pose_source == 'odometry' else
+                                       set(TF_TOPICS) & set(topics))
         infos: Dict[int, object] = {}
-        depths: Dict[int, np.ndarray] = {}
-        images: List[Tuple[int, str, np.ndarray, int, int]] = []
-        last_stamp = None
         for conn, _t, raw in reader.messages([c for c in reader.connections
-                                              if c.topic in wanted]):
+                                              if c.topic in small]):
             msg = reader.deserialize(raw, conn.msgtype)
-            topic = conn.topic
-            if topic == image_topic:
-                stamp = _stamp_ns(msg.header)
-                if last_stamp is not None and stamp <= last_stamp:
-                    skips['stamp_not_increasing'] += 1
-                    continue
-                last_stamp = stamp
-                try:
-                    rgb = _decode_image(msg, compressed)
-                except ValueError as exc:
-                    skips['undecodable'] += 1
-                    LOG.debug('image at %d skipped: %s', stamp, exc)
-                    continue
-                native = rgb.shape[1], rgb.shape[0]
-                box = (0, 0) + native
-                if not native_rgb:
-                    box = fit_box(*native, resize_mode, fit_aspect, crop_fraction,
-                                  width / height)
-                    x0, y0, bw, bh = box
-                    rgb = rgb[y0:y0 + bh, x0:x0 + bw]
-                    interp = cv2.INTER_AREA if width < bw else cv2.INTER_LINEAR
-                    rgb = cv2.resize(rgb, (width, height), interpolation=interp)
-                images.append((stamp, camera_frame or msg.header.frame_id, rgb, box) + native)
-            elif topic == camera_info_topic:
+            if conn.topic == camera_info_topic:
                 infos[_stamp_ns(msg.header)] = msg
-            elif topic == depth_topic:
-                try:
-                    depths[_stamp_ns(msg.header)] = _decode_depth(msg)
-                except ValueError:
-                    skips['depth_undecodable'] += 1
-            elif topic == odometry_topic and pose_source == 'odometry':
+            elif conn.topic == odometry_topic:
                 p, q = msg.pose.pose.position, msg.pose.pose.orientation
                 tf.add(msg.header.frame_id, msg.child_frame_id, _stamp_ns(msg.header),
                        (p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
                 tf.add(msg.child_frame_id, ODOMETRY_CAMERA, 0, extrinsic[:3], extrinsic[3:],
                        static=True)
-            elif topic in TF_TOPICS:
+            else:
                 for t in msg.transforms:
                     tr, q = t.transform.translation, t.transform.rotation
                     tf.add(t.header.frame_id, t.child_frame_id, _stamp_ns(t.header),
                            (tr.x, tr.y, tr.z), (q.x, q.y, q.z, q.w),
-                           static=topic == '/tf_static')
+                           static=conn.topic == '/tf_static')
+        info_stamps = sorted(infos)
+        tol = int(sync_tolerance * 1e9)
+        # Pass 2, the images: each paired, rectified, cut and resized as it is read.
+        depths: Dict[int, np.ndarray] = {}
+        images: list = []
+        seen, last_stamp = 0, None
+        rectifier = _Rectifier()
+        for conn, _t, raw in reader.messages([c for c in reader.connections
+                                              if c.topic in (image_topic, depth_topic)]):
+            msg = reader.deserialize(raw, conn.msgtype)
+            stamp = _stamp_ns(msg.header)
+            if conn.topic != image_topic:
+                try:
+                    depths[stamp] = _decode_depth(msg)
+                except ValueError:
+                    skips['depth_undecodable'] += 1
+                continue
+            seen += 1
+            if last_stamp is not None and stamp <= last_stamp:
+                skips['stamp_not_increasing'] += 1
+                continue
+            last_stamp = stamp
+            j = _nearest(info_stamps, stamp, tol)
+            if j is None:
+                skips['no_camera_info'] += 1
+                continue
+            info = infos[info_stamps[j]]
+            k = np.asarray(info.k, np.float64).reshape(3, 3)
+            if k[0, 0] <= 0 or k[1, 1] <= 0:
+                skips['bad_camera_info'] += 1
+                continue
+            try:
+                rgb = _decode_image(msg, compressed)
+            except ValueError as exc:
+                skips['undecodable'] += 1
+                LOG.debug('image at %d skipped: %s', stamp, exc)
+                continue
+            native_w, native_h = rgb.shape[1], rgb.shape[0]
+            info_w, info_h = int(info.width) or native_w, int(info.height) or native_h
+            camera = Intrinsics.from_K(k, info_w, info_h)
+            if (info_w, info_h) != (native_w, native_h):
+                camera = camera.resize(native_w, native_h)
+            rgb, camera = rectifier(rgb, camera, info, path)
+            box = (0, 0, native_w, native_h)
+            if not native_rgb:
+                box = fit_box(native_w, native_h, resize_mode, fit_aspect, crop_fraction,
+                              width / height)
+                x0, y0, bw, bh = box
+                interp = cv2.INTER_AREA if width < bw else cv2.INTER_LINEAR
+                rgb = cv2.resize(rgb[y0:y0 + bh, x0:x0 + bw], (width, height),
+                                 interpolation=interp)
+            camera = camera.crop(*box).resize(rgb.shape[1], rgb.shape[0])
+            images.append((stamp, camera_frame or msg.header.frame_id, rgb, camera, box,
+                           native_w, native_h))
     finally:
         reader.close()
     if not images:
@@ -362,29 +398,9 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
         raise BagError(f'{path}: no transform chain from {target!r} to the frame of the '
                        f'images {first_frame!r}; frames in the tf of the bag: '
                        f'{", ".join(tf.frames()) or "none"}')
-    info_stamps = sorted(infos)
     depth_stamps = sorted(depths)
-    tol = int(sync_tolerance * 1e9)
     out = BagFrames([], [], [], [], [], image_topic, skips)
-    for stamp, frame, rgb, box, native_w, native_h in images:
-        j = _nearest(info_stamps, stamp, tol)
-        if j is None:
-            skips['no_camera_info'] += 1
-            continue
-        info = infos[info_stamps[j]]
-        if any(abs(float(d)) > 1e-9 for d in info.d):
-            raise BagError(f'{path}: {camera_info_topic} has distortion D = '
-                           f'{[float(d) for d in info.d]}; train on rectified images '
-                           '(image_rect, as image_proc publishes) whose camera_info has D = 0')
-        k = np.asarray(info.k, np.float64).reshape(3, 3)
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            skips['bad_camera_info'] += 1
-            continue
-        info_w, info_h = int(info.width) or native_w, int(info.height) or native_h
-        camera = Intrinsics.from_K(k, info_w, info_h)
-        if (info_w, info_h) != (native_w, native_h):
-            camera = camera.resize(native_w, native_h)
-        camera = camera.crop(*box).resize(rgb.shape[1], rgb.shape[0])
+    for stamp, frame, rgb, camera, box, native_w, native_h in images:
         try:
             pose = tf.lookup(target, source_of(frame), stamp)
         except LookupError as exc:
@@ -408,7 +424,7 @@ def read_bag(path: str, size: Tuple[int, int], image_topic: str = '/camera/image
         out.poses.append(pose)
         out.depths.append(depth)
     if not out.stamps:
-        raise BagError(f'{path}: none of the {len(images)} images on {image_topic} is usable '
+        raise BagError(f'{path}: none of the {seen} images on {image_topic} is usable '
                        f'({_describe(skips)})')
     return out
 
@@ -441,6 +457,56 @@ def fit_box(width: int, height: int, resize_mode: str = 'stretch', fit_aspect: f
         cw, ch = max(1, int(round(bw * crop_fraction))), max(1, int(round(bh * crop_fraction)))
         box = (bx + (bw - cw) // 2, by + (bh - ch) // 2, cw, ch)
     return box
+
+
+class _Rectifier:
+    """
+    Rectify images by their camera_info, as image_proc does, maps cached.
+
+    As ``image_geometry``'s PinholeCameraModel (ros-perception/vision_opencv,
+    image_geometry/src/pinhole_camera_model.cpp, ``initRectificationMaps``):
+    ``cv::initUndistortRectifyMap(K, D, R, P)`` for plumb_bob and rational_polynomial,
+    ``cv::fisheye::initUndistortRectifyMap`` for equidistant; the rectified image's camera is
+    P's left 3x3 (K where P is unset).
+    """
+
+    MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
+
+    def __init__(self):
+        self.maps: Dict[tuple, Tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, rgb: np.ndarray, camera: Intrinsics, info, path: str):
+        """Return (rgb, camera) rectified; unchanged when D is all zero."""
+        d = np.asarray(info.d, np.float64).reshape(-1)
+        if not np.any(np.abs(d) > 1e-12):
+            return rgb, camera
+        model = info.distortion_model
+        if model not in self.MODELS:
+            raise BagError(f'{path}: camera_info distortion model {model!r} with D != 0; '
+                           f'rectified here: {", ".join(self.MODELS)} (or record image_rect)')
+        h, w = rgb.shape[:2]
+        p = np.asarray(info.p, np.float64).reshape(3, 4)[:, :3].copy()
+        if p[0, 0] <= 0 or p[1, 1] <= 0:
+            p = camera.K.astype(np.float64)
+        elif info.width and info.height and (int(info.width), int(info.height)) != (w, h):
+            p[0] *= w / int(info.width)
+            p[1] *= h / int(info.height)
+        r = np.asarray(info.r, np.float64).reshape(3, 3)
+        if not np.isfinite(r).all() or abs(np.linalg.det(r) - 1.0) > 1e-3:
+            r = np.eye(3)
+        k = camera.K.astype(np.float64)
+        key = (model, k.tobytes(), d.tobytes(), r.tobytes(), p.tobytes(), w, h)
+        if key not in self.maps:
+            if model == 'equidistant':
+                self.maps[key] = cv2.fisheye.initUndistortRectifyMap(
+                    k, d[:4], r, p, (w, h), cv2.CV_32FC1)
+            else:
+                self.maps[key] = cv2.initUndistortRectifyMap(k, d, r, p, (w, h),
+                                                             cv2.CV_32FC1)
+        map_x, map_y = self.maps[key]
+        rectified = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        return rectified, Intrinsics.from_K(p, w, h)
 
 
 def _bag_path(path: str):
