@@ -1,6 +1,5 @@
 """DepthRuntime in this process: the lifecycle steps, the order of checks, a safe stop."""
 
-import functools
 import threading
 
 from mono_depth_ros.ros import messages as ros_io
@@ -64,7 +63,7 @@ def test_configure_activate_deactivate_cleanup(make, model):
     assert runtime.configured and runtime.backend is not None and topics(node) == base
     runtime.activate()
     outputs = set(topics(node)) - set(base)
-    assert {node.resolve_topic_name(t) for t in ('depth', 'depth/camera_info', 'points',
+    assert {node.resolve_topic_name(t) for t in ('depth/image', 'depth/camera_info', 'points',
                                                  'depth/colored')} <= outputs
     worker = runtime._worker
     assert worker.is_alive()
@@ -92,7 +91,8 @@ def test_stop_never_closes_the_backend_under_a_running_worker(make, model):
         release.wait(10)
     runtime._process = stuck
     runtime._wanted = lambda cfg: (True, False, False)
-    runtime._stop_worker = functools.partial(DepthRuntime._stop_worker, runtime, timeout=0.2)
+    # Whatever wait the caller asks for, give up on the stuck worker after 0.2 s.
+    runtime._stop_worker = lambda *_args, **_kw: DepthRuntime._stop_worker(runtime, timeout=0.2)
     runtime._on_image(ros_io.rgb_to_image(grey(10), Header()))
     assert entered.wait(10)
     runtime.shutdown()

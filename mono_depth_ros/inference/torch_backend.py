@@ -125,10 +125,11 @@ def graph_input_meta(meta: ModelMeta) -> ModelMeta:
     A training checkpoint describes its bare network (float NCHW, normalised by the data
     loader). Wrapped by :func:`graph_module` it takes what the exported ONNX graph takes, so
     every backend is fed the same tensor and the normalisation runs on the device, on a
-    quarter of the bytes.
+    quarter of the bytes. It says what a scale source must fit (``scale_unknown``) as the
+    export writes it, not left to the output mode.
     """
     return dataclasses.replace(meta, input_dtype='uint8', input_layout='NHWC',
-                               normalize_in_graph=True)
+                               normalize_in_graph=True, scale_unknown=meta.unknown)
 
 
 def _load_torchscript(path: str, map_location):
