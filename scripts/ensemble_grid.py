@@ -93,7 +93,8 @@ def run_cell(config: Dict, bases_ready: Dict, inputs: str, bases: str, schedule:
     import torch
     from training.networks import load_model
     from training.ensemble import compare
-    from training.trainer import run_training, TrainingDivergedError
+    from training.run import run_training
+    from training.trainer import TrainingDivergedError
     cell = copy.deepcopy(config)
     cell['loss'] = dict(SEED_LOSS)
     margs = cell['model']['args']
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
     from mono_depth_ros.tools.depth_bench import markdown_table
     from training.datasets import SyntheticDataset
     from training.ensemble import train_bases
+    from training.run import run_training
     from training.evaluate import SYNTHETIC_EVAL_SEED
     torch.set_num_threads(max(1, int(os.environ.get('OMP_NUM_THREADS', '1'))))
     os.makedirs(args.output_dir, exist_ok=True)
@@ -172,7 +174,8 @@ def main(argv=None) -> int:
                                         width=config['data']['width'])
         seed_dir = os.path.join(args.output_dir, f'seed{seed}')
         print(f'seed {seed}: training the base learners', flush=True)
-        ready = train_bases(config, seed_dir, log=lambda _m: None, resume=True)
+        ready = train_bases(config, seed_dir, log=lambda _m: None, resume=True,
+                            train=run_training)
         for inputs, bases, schedule in itertools.product(args.inputs, args.bases,
                                                          args.schedules):
             name = f'{inputs.replace("+", "_")}_{bases}_{schedule}'

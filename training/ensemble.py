@@ -31,8 +31,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 from training import checkpoint as ckpt_io
-from training.trainer import average_metrics, build_loss, evaluate_batches, \
-    SupervisedDepthTask
+from training.losses import build_loss
+from training.trainer import average_metrics, evaluate_batches, SupervisedDepthTask
 
 ARCH = 'stacked_ensemble'
 
@@ -98,14 +98,16 @@ def base_config(config: Mapping[str, Any], spec: Mapping[str, Any], index: int) 
 
 
 def train_bases(config: Mapping[str, Any], output_dir: str,
-                log: Callable[[str], None] = print, resume: bool = True) -> Dict[str, Any]:
+                log: Callable[[str], None] = print, resume: bool = True, *,
+                train: Callable[..., Any]) -> Dict[str, Any]:
     """
     Stage 1 of the separate schedule: train each base that has no checkpoint yet.
 
-    Returns the config with every base's ``checkpoint``, ``min_depth`` and ``max_depth``
-    filled in (the simultaneous schedule only gets the depth ranges).
+    ``train(config, output_dir, log=, resume=)`` runs one training
+    (``training.run.run_training``, which calls this: passed in, not imported). Returns the
+    config with every base's ``checkpoint``, ``min_depth`` and ``max_depth`` filled in (the
+    simultaneous schedule only gets the depth ranges).
     """
-    from training.trainer import run_training
     config = copy.deepcopy(dict(config))
     mcfg = config['model']
     args = dict(mcfg.get('args') or {})
@@ -117,7 +119,7 @@ def train_bases(config: Mapping[str, Any], output_dir: str,
             continue
         folder = os.path.join(output_dir, f'base_{i}_{spec["arch"]}')
         log(f'ensemble stage 1: base {i} ({spec["arch"]}) into {folder}')
-        run_training(base_config(config, spec, i), folder, log=log, resume=resume)
+        train(base_config(config, spec, i), folder, log=log, resume=resume)
         best = os.path.join(folder, 'best.pt')
         spec['checkpoint'] = best if os.path.isfile(best) else os.path.join(folder, 'last.pt')
     args['base_models'] = specs

@@ -21,7 +21,8 @@ from training.checkpoint import CheckpointError  # noqa: E402
 from training.cli import fail  # noqa: E402
 from training.config import ConfigError, load_config  # noqa: E402
 from training.datasets.base import DatasetError  # noqa: E402
-from training.trainer import run_training, TrainingDivergedError  # noqa: E402
+from training.run import run_training  # noqa: E402
+from training.trainer import TrainingDivergedError  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -3,9 +3,9 @@ The training loop, and the pieces it is built from.
 
 ``Trainer`` knows nothing about depth supervision: it runs a :class:`Task`, whose
 ``compute_loss(model, batch) -> (loss, logs)`` and ``predict(model, batch) -> depth``
-define the learning problem. ``TASKS`` maps the config's ``task`` to a builder:
-``supervised`` (:class:`SupervisedDepthTask`) and ``selfsup`` (Monodepth2 from video,
-:mod:`training.selfsup`); a new task is one entry there, a new loss one in
+define the learning problem. ``training.run.TASKS`` maps the config's ``task`` to a builder:
+``supervised`` (:class:`SupervisedDepthTask`), ``selfsup`` (Monodepth2 from video,
+:mod:`training.selfsup`) and ``ensemble``; a new task is one entry there, a new loss one in
 ``training.losses.LOSSES``, a dataset one in ``training.datasets.DATASETS`` and an encoder
 one in ``training.networks.ARCHITECTURES``. A task may train modules of its own besides the
 depth network (the pose network): they join the optimizer and the checkpoint
@@ -19,7 +19,8 @@ seeded, resumable runs (``last.pt`` holds model, optimizer, scheduler, scaler, e
 position within the epoch, RNG and early-stopping state; the sampler and augmentations
 are functions of (seed, epoch, index), so a resumed run continues the same sequence);
 DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on CUDA; rank 0 logs and
-writes checkpoints). ``run_training(config, output_dir)`` wires it all from a config.
+writes checkpoints). ``training.run.run_training(config, output_dir)`` wires it all from
+a config; it and the tasks registry sit above this module and the tasks, which import it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from training import checkpoint as ckpt_io
-from training.config import write_run_files
-from training.datasets import build_dataset
 from training.datasets.augment import normalize, PhotometricAugment
-from training.losses import build_loss
 
 LAST = 'last.pt'
 BEST = 'best.pt'
@@ -136,37 +134,6 @@ class SupervisedDepthTask(Task):
         raw = net(self.inputs(batch))
         return net.to_depth(raw.float(), self.min_depth, self.max_depth).clamp(
             self.min_depth, self.max_depth)
-
-
-def _supervised(config: Mapping[str, Any]) -> Task:
-    mcfg = config['model']
-    return SupervisedDepthTask(build_loss(config['loss']), mcfg['min_depth'], mcfg['max_depth'])
-
-
-def _selfsup(config: Mapping[str, Any]) -> Task:
-    from training.selfsup import SelfSupervisedTask
-    return SelfSupervisedTask.from_config(config)
-
-
-def _ensemble(config: Mapping[str, Any]) -> Task:
-    from training.ensemble import build_ensemble_task
-    return build_ensemble_task(config)
-
-
-# The config's ``task`` -> builder(resolved config) -> Task: add a new task here.
-TASKS: Dict[str, Callable[[Mapping[str, Any]], Task]] = {
-    'supervised': _supervised,
-    'selfsup': _selfsup,
-    'ensemble': _ensemble,
-}
-
-
-def build_task(config: Mapping[str, Any]) -> Task:
-    """Return the Task that ``config['task']`` names."""
-    name = config.get('task', 'supervised')
-    if name not in TASKS:
-        raise ValueError(f'unknown task {name!r}; known: {", ".join(TASKS)}')
-    return TASKS[name](config)
 
 
 # -- distributed and seeding ------------------------------------------------------------------
@@ -756,46 +723,3 @@ def build_model_from_config(config: Mapping[str, Any]) -> torch.nn.Module:
         for name, param in model.named_parameters():
             param.requires_grad_(name.startswith(trainable))
     return model
-
-
-def run_training(config: Mapping[str, Any], output_dir: Optional[str] = None,
-                 log: Callable[[str], None] = print, resume: bool = True) -> Dict[str, Any]:
-    """Train from a resolved config; write config, git revision, logs and checkpoints."""
-    output_dir = output_dir or config['output_dir']
-    config = resolve_init(config)
-    if config.get('task') == 'ensemble':
-        from training.ensemble import train_bases
-        config = train_bases(config, output_dir, log, resume)  # stage 1: the base learners
-    device = resolve_device(config['device'])
-    info = init_distributed(device)
-    seed_everything(int(config['seed']))
-    if bool(config['train']['deterministic']):
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    revision = write_run_files(output_dir, config) if info.main else ''
-    aug_device = config['augment']['device']
-    on_device = aug_device == 'device' or (aug_device == 'auto' and device.type == 'cuda')
-    task = build_task(config)
-    train_set = build_dataset(config, 'train', photometric_in_loader=not on_device,
-                              frame_offsets=task.frame_offsets, stereo=task.stereo_pairs)
-    val_set = build_dataset(config, 'val', frame_offsets=task.frame_offsets
-                            if task.validation_loss else ())
-    k = train_set[0]['K']
-    model = build_model_from_config(config)
-    mcfg = config['model']
-    extra = {'git_revision': revision, 'train_fx': float(k[0, 0]), 'train_fy': float(k[1, 1])}
-    if config['data']['dataset'] == 'rosbag':  # the node cuts images as training did
-        extra.update({key: config['data']['rosbag'][key]
-                      for key in ('resize_mode', 'fit_aspect', 'crop_fraction')})
-    trainer = Trainer(config, task, model, train_set, val_set, output_dir, device, log,
-                      meta_extra=extra)
-    log(f'training {mcfg["arch"]} ({config.get("task", "supervised")}) on '
-        f'{config["data"]["dataset"]} ({len(train_set)} train, '
-        f'{len(val_set)} val) on {device}, world {info.world}, into {output_dir}')
-    summary = trainer.fit(resume=resume)
-    log(f'done: {summary["steps"]} steps, {summary["images_per_s"]:.1f} images/s per process, '
-        f'data loading {100 * summary["data_fraction"]:.0f}% of the time, '
-        f'stopped by {summary["stopped"]}')
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
-    return summary

@@ -71,7 +71,8 @@ def _photometric(config, bag, checkpoint=None):
     from torch.utils.data import DataLoader
     from training.checkpoint import load_checkpoint
     from training.datasets.rosbag import RosbagDataset
-    from training.trainer import build_model_from_config, build_task
+    from training.run import build_task
+    from training.trainer import build_model_from_config
     task = build_task(config)
     model = build_model_from_config(config)
     if checkpoint:

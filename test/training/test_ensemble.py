@@ -16,7 +16,7 @@ from training.datasets.augment import normalize
 from training.losses import silog_loss
 from training.networks import build_model, load_model
 from training.networks.base import DepthNet
-from training.trainer import run_training
+from training.run import run_training
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest.py

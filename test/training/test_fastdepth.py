@@ -175,8 +175,9 @@ def test_build_script_is_reproducible(tmp_path, tflite_path):
 def test_fine_tunes_with_the_trainer(tmp_path, tflite_path):
     from training.config import load_config
     from training.datasets import build_dataset
-    from training.trainer import (build_loss, build_model_from_config, resolve_init,
-                                  SupervisedDepthTask, Trainer)
+    from training.losses import build_loss
+    from training.trainer import (build_model_from_config, resolve_init, SupervisedDepthTask,
+                                  Trainer)
     config = resolve_init(load_config(None, [
         'device=cpu', 'model.arch=', f'model.init_checkpoint={BUNDLED}',
         'model.args={freeze_encoder: true}', 'data.dataset=synthetic', 'data.height=64',

@@ -405,8 +405,9 @@ def test_short_run_improves_median_scaled_d1_over_the_untrained_network(one_thre
     """
     from training.config import load_config
     from training.datasets import build_dataset
-    from training.trainer import (average_metrics, build_model_from_config, build_task,
-                                  evaluate_batches, run_training, seed_everything)
+    from training.run import build_task, run_training
+    from training.trainer import (average_metrics, build_model_from_config, evaluate_batches,
+                                  seed_everything)
     config = load_config('training/configs/smoke_selfsup.yaml', [
         'selfsup.pose_source=dataset', 'model.arch=squeezenet_unet',
         'model.args={output: inverse, decoder_channels: [32, 24, 16]}', 'model.min_depth=1.0',
@@ -489,7 +490,7 @@ def test_selfsup_configs_resolve_to_the_task(name, size, dataset):
     from training.config import load_config
     from training.networks import arch_arg_names
     from training.selfsup import SelfSupervisedTask
-    from training.trainer import build_task
+    from training.run import build_task
     config = load_config(f'training/configs/{name}.yaml')
     assert config['task'] == 'selfsup' and config['data']['dataset'] == dataset
     assert (config['data']['height'], config['data']['width']) == size

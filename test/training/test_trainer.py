@@ -13,8 +13,9 @@ import torch
 from training.checkpoint import load_checkpoint
 from training.config import load_config
 from training.datasets import build_dataset
-from training.trainer import (build_loss, build_model_from_config, EpochSampler,
-                              SupervisedDepthTask, Task, Trainer, TrainingDivergedError)
+from training.losses import build_loss
+from training.trainer import (build_model_from_config, EpochSampler, SupervisedDepthTask, Task,
+                              Trainer, TrainingDivergedError)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ['device=cpu', 'model.arch=mobilenetv2_unet',

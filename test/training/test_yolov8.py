@@ -11,9 +11,10 @@ import pytest
 import torch
 from training.config import load_config
 from training.datasets import build_dataset
+from training.losses import build_loss
 from training.networks import build_model
 from training.networks.yolov8 import YOLOv8Encoder
-from training.trainer import build_loss, build_model_from_config, SupervisedDepthTask, Trainer
+from training.trainer import build_model_from_config, SupervisedDepthTask, Trainer
 from training.yolov8_import import load_yolov8_backbone, YOLOv8ImportError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
