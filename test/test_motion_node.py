@@ -78,7 +78,7 @@ def test_motion_scales_a_relative_model_and_fails_safe(ros, tmp_path, shared_dat
     args = ['-r', f'__node:={name}', '-p', f'model_path:={relative_fastdepth}',
             '-p', 'scale_source:=motion', '-p', 'odom_frame:=odom',
             '-p', f'scale_hold:={HOLD}', '-p', 'scale_min_inliers:=10',
-            '-p', 'publish_points:=false', '-p', 'output_scale:=0.25',
+            '-p', 'publish_points:=false', '-p', 'depth_size_ratio:=0.25',
             '-p', 'diagnostics_period:=0.2']
     proc = Process('depth_node', args, str(tmp_path), tag=name, env=env)
     harness = Harness(f'harness_{name}')

@@ -235,9 +235,9 @@ def test_focal_rescaling_through_the_node(node):
     assert np.allclose(ros_io.depth_from_image(msg), metric(128, 2.0), atol=1e-4)
 
 
-def test_output_scale_below_one_scales_depth_camera_info_and_cloud(node):
+def test_depth_size_ratio_below_one_scales_depth_camera_info_and_cloud(node):
     _, harness = node
-    with configured(harness, dict(output_scale=1.0), output_scale=0.5):
+    with configured(harness, dict(depth_size_ratio=1.0), depth_size_ratio=0.5):
         clear(harness)
         harness.send(grey(128), INTR)
         harness.wait_for(lambda: harness.received['points'] and

@@ -26,7 +26,7 @@ def test_defaults_are_valid_and_every_row_has_a_type_and_description():
     (dict(resize_mode='squash'), 'resize_mode must be one of'),
     (dict(depth_upsampling='cubic'), 'depth_upsampling'),
     (dict(cloud_decimation=0), 'cloud_decimation must be in [1, 16]'),
-    (dict(output_scale=2.0), 'output_scale'),
+    (dict(depth_size_ratio=2.0), 'depth_size_ratio'),
     (dict(edge_threshold=float('nan')), 'edge_threshold must be finite'),
     (dict(max_input_pixels=0), 'max_input_pixels'),
     (dict(publish_points='yes'), 'publish_points must be a bool'),
@@ -46,6 +46,12 @@ def test_removed_qos_parameters_name_what_replaces_them():
         assert name not in params.defaults()
         assert 'qos_overrides' in params.REMOVED[name]
     assert 'qos_overrides' in params.help_text()
+
+
+def test_the_node_output_scale_is_renamed_and_the_old_name_refused_with_the_new():
+    # output_scale is the model metadata's affine scale; the node's size ratio has its own name.
+    assert 'output_scale' not in params.defaults() and 'depth_size_ratio' in params.defaults()
+    assert 'depth_size_ratio' in params.REMOVED['output_scale']
 
 
 def test_cross_checks_use_the_model_range():

@@ -117,7 +117,8 @@ def test_nonfinite_output_and_bad_frames_are_errors():
 
 
 @pytest.mark.parametrize('change, words', [
-    ({'output_scale': 0.0}, 'output_scale'), ({'output_scale': 1.5}, 'output_scale'),
+    ({'depth_size_ratio': 0.0}, 'depth_size_ratio'),
+    ({'depth_size_ratio': 1.5}, 'depth_size_ratio'),
     ({'resize_mode': 'zoom'}, 'resize_mode'), ({'depth_upsampling': 'cubic'}, 'upsampling'),
     ({'edge_threshold': 0.0}, 'edge_threshold'), ({'cloud_decimation': 0}, 'decimation'),
     ({'min_depth': -1.0}, 'min_depth'),
@@ -180,10 +181,10 @@ def test_pad_image_rows_match_the_model_rows():
     assert column[0] < 1.1 and column[-1] > 2.2
 
 
-def test_output_scale_below_one_follows_the_same_geometry():
+def test_depth_size_ratio_below_one_follows_the_same_geometry():
     # 1242 * 0.3 = 372.6 -> 373: no whole-pixel alignment, so the exact separable path runs.
     result = run(BRIGHT, Bright(), step_image(621), KITTI, resize_mode='stretch',
-                 output_scale=0.3, depth_upsampling='bilinear')
+                 depth_size_ratio=0.3, depth_upsampling='bilinear')
     assert result.depth.shape == (112, 373) and result.camera.is_close(KITTI.resize(373, 112))
     row = result.depth[50]
     # Output pixel u's centre is camera coordinate (u + 0.5) * 1242 / 373 - 0.5; the step
@@ -235,7 +236,7 @@ def test_known_plane_cloud_follows_the_camera_exactly():
     cam = Intrinsics(500.0, 480.0, 300.0, 250.0, 640, 480)
     rgb = np.full((480, 640, 3), 96, np.uint8)
     m = dataclasses.replace(BRIGHT, input_height=120, input_width=160)
-    result = run(m, Bright(), rgb, cam, output_scale=0.5, cloud_decimation=3, want_points=True)
+    result = run(m, Bright(), rgb, cam, depth_size_ratio=0.5, cloud_decimation=3, want_points=True)
     xyz, colour = unpack_cloud(result.cloud)
     assert xyz.shape == (80, 107, 3) and (colour == 96).all()
     z = 4 * 96 / 255 + 1
@@ -353,7 +354,7 @@ def test_crop_and_pad_geometry_at_a_smaller_output(mode, scale):
     # value at each output pixel follows from its centre's camera coordinate.
     rgb = np.zeros((375, 1242, 3), np.uint8)
     rgb[..., :] = (np.arange(1242) * 255 // 1241).astype(np.uint8)[None, :, None]
-    result = run(BRIGHT, Bright(), rgb, KITTI, resize_mode=mode, output_scale=scale,
+    result = run(BRIGHT, Bright(), rgb, KITTI, resize_mode=mode, depth_size_ratio=scale,
                  depth_upsampling='bilinear')
     out_h, out_w = result.depth.shape
     assert result.camera.is_close(KITTI.resize(out_w, out_h))

@@ -227,6 +227,7 @@ def integer_parameter(harness, node, name):
     (['qos_overrides./points.publisher.depth:=0'], 'depth must be 1 to 1000'),
     (['output_reliability:=reliable'], 'output_reliability was removed'),
     (['qos_depth:=5'], 'qos_overrides'),
+    (['output_scale:=0.5'], 'renamed depth_size_ratio'),
 ])
 def test_bad_or_removed_qos_settings_stop_the_node_with_the_reason(ros, metric_model, tmp_path,
                                                                    args, words):

@@ -98,7 +98,7 @@ class Scene:
                 '-p', 'scale_min_inliers:=20',
                 '-p', 'sparse_max_age:=0.05', '-p', 'scale_hold:=0.0',
                 '-p', 'scale_max_jump:=0.0', '-p', 'publish_points:=false',
-                '-p', 'output_scale:=0.25', '-p', 'diagnostics_period:=0.2']
+                '-p', 'depth_size_ratio:=0.25', '-p', 'diagnostics_period:=0.2']
         self.proc = Process('depth_node', args, str(tmp_path), tag=name, env=env)
         self.fqn = f'/{name}'
         self.harness = Harness(f'harness_{name}')

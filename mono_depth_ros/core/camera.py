@@ -167,12 +167,12 @@ class CameraInfoBuffer:
         return entries[-1][1], 'newest'
 
 
-def output_size(width: int, height: int, output_scale: float,
+def output_size(width: int, height: int, size_ratio: float,
                 max_output_pixels: int = 0) -> Tuple[int, int, bool]:
     """
     Return (out_width, out_height, capped): the depth image size for an input image.
 
-    ``output_scale`` scales the input; when the result has more than ``max_output_pixels``
+    ``size_ratio`` scales the input; when the result has more than ``max_output_pixels``
     pixels (0 = no cap) the input size is divided by an integer instead: the smallest that
     fits the cap and divides both sides (1920x1080 gives 960x540, not 1477x831), so that
     the camera image is an exact multiple of the depth image, which RTAB-Map requires
@@ -181,7 +181,7 @@ def output_size(width: int, height: int, output_scale: float,
     divisor is within twice the smallest factor that fits, the smallest factor that fits is
     used and the sides are rounded down (see :func:`integer_factor`).
     """
-    scale = float(output_scale)
+    scale = float(size_ratio)
     if max_output_pixels and width * height * scale * scale > max_output_pixels:
         n = integer_factor(width, height, max_output_pixels)
         out_w, out_h = max(1, width // n), max(1, height // n)

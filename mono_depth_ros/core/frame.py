@@ -34,7 +34,7 @@ metadata's area, or the metadata's size as a lower or upper bound (Depth Anythin
 short side >= 518). The two sides' factors then differ slightly; the intrinsics follow
 each exactly.
 
-The depth image is ``round(W * output_scale)`` x ``round(H * output_scale)`` (scaled down
+The depth image is ``round(W * depth_size_ratio)`` x ``round(H * depth_size_ratio)`` (scaled down
 further to ``max_output_pixels`` when that is set, see :func:`.camera.output_size`) and its
 intrinsics are exactly ``camera.resize(out_w, out_h)``. Every output pixel centre is mapped
 to the model output grid exactly (the pixel-edge convention of :mod:`.intrinsics`), then
@@ -107,7 +107,7 @@ class FrameConfig:
 
     min_depth: float = 0.0
     max_depth: float = 0.0
-    output_scale: float = 1.0
+    depth_size_ratio: float = 1.0
     max_output_pixels: int = 0
     resize_mode: str = ''
     depth_upsampling: str = DEFAULT_UPSAMPLING
@@ -122,8 +122,8 @@ class FrameConfig:
                 self.min_depth < 0 or self.max_depth < 0:
             raise FrameError(f'min_depth and max_depth must be >= 0 (0 = from the model), got '
                              f'{self.min_depth}, {self.max_depth}')
-        if not (math.isfinite(self.output_scale) and 0 < self.output_scale <= 1):
-            raise FrameError(f'output_scale must be in (0, 1], got {self.output_scale}')
+        if not (math.isfinite(self.depth_size_ratio) and 0 < self.depth_size_ratio <= 1):
+            raise FrameError(f'depth_size_ratio must be in (0, 1], got {self.depth_size_ratio}')
         if isinstance(self.max_output_pixels, bool) or \
                 not isinstance(self.max_output_pixels, int) or self.max_output_pixels < 0:
             raise FrameError(f'max_output_pixels must be an integer >= 0 (0 = no cap), got '
@@ -521,10 +521,10 @@ class FrameProcessor:
         """Return the (cached) geometry for a width x height image under config."""
         config = config or self.config
         mode = self.resize_mode(config)
-        key = (width, height, mode, config.output_scale, config.max_output_pixels)
+        key = (width, height, mode, config.depth_size_ratio, config.max_output_pixels)
         plan = self._plans.get(key)
         if plan is None:
-            out_w, out_h, _capped = output_size(width, height, config.output_scale,
+            out_w, out_h, _capped = output_size(width, height, config.depth_size_ratio,
                                                 config.max_output_pixels)
             plan = self._make_plan(width, height, mode, (out_w, out_h))
             if len(self._plans) >= 8:

@@ -660,12 +660,12 @@ class DepthRuntime:
         return depth, colored, points
 
     def _output_size(self, cfg, width: int, height: int) -> Tuple[int, int]:
-        out_w, out_h, capped = output_size(width, height, float(cfg['output_scale']),
+        out_w, out_h, capped = output_size(width, height, float(cfg['depth_size_ratio']),
                                            int(cfg['max_output_pixels']))
         if capped:
             self._throttled(
-                'output_capped', f'input {width}x{height} with output_scale '
-                f'{float(cfg["output_scale"]):g} would give a depth image over '
+                'output_capped', f'input {width}x{height} with depth_size_ratio '
+                f'{float(cfg["depth_size_ratio"]):g} would give a depth image over '
                 f'max_output_pixels ({int(cfg["max_output_pixels"])}); publishing '
                 f'{out_w}x{out_h} ({out_w * out_h * 4 / 2 ** 20:.1f} MiB of depth). Set '
                 'max_output_pixels to 0 to publish the full size (messages over the 16 MiB '
@@ -675,7 +675,7 @@ class DepthRuntime:
                 'output_large', f'depth image {out_w}x{out_h} is '
                 f'{out_w * out_h * 4 / 2 ** 20:.1f} MiB, more than the 16 MiB shared-memory '
                 'segment of the shipped Fast DDS profile: best-effort subscribers in other '
-                'processes will miss most of them (lower output_scale or max_output_pixels)')
+                'processes will miss most of them (lower depth_size_ratio or max_output_pixels)')
         return out_w, out_h
 
     def _process(self, msg, cfg, wanted) -> None:
@@ -796,7 +796,7 @@ class DepthRuntime:
         _depth, colored, points = wanted
         config = FrameConfig(
             min_depth=float(cfg['min_depth']), max_depth=float(cfg['max_depth']),
-            output_scale=float(cfg['output_scale']),
+            depth_size_ratio=float(cfg['depth_size_ratio']),
             max_output_pixels=int(cfg['max_output_pixels']),
             resize_mode=str(cfg['resize_mode']),
             depth_upsampling=str(cfg['depth_upsampling']),

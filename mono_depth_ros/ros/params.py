@@ -29,6 +29,10 @@ REMOVED = {
            'parameters, e.g. qos_overrides./depth/image.publisher.reliability:=best_effort '
            '(outputs are reliable and subscriptions sensor-data by default)')
     for name in ('qos_reliability', 'output_reliability', 'qos_depth')}
+# The depth image's size ratio was output_scale, a name the model metadata also uses (for
+# the raw output's affine scale): renamed, and the old name refused with the new one.
+REMOVED['output_scale'] = ('parameter output_scale was renamed depth_size_ratio (the depth '
+                           "image's size relative to the input image)")
 # '' = the mode the model declares in its metadata.
 RESIZE_MODES = ('', 'stretch', 'crop', 'pad')
 DEPTH_UPSAMPLING = ('nearest', 'bilinear', 'edge_aware')
@@ -93,7 +97,7 @@ PARAMETERS: Tuple[Param, ...] = (
           float_range=(0.0, 1000.0)),
     Param('max_depth', 0.0, 'farthest valid depth, m; 0 = from the model metadata',
           float_range=(0.0, 1000.0)),
-    Param('output_scale', 1.0, 'depth image size relative to the input image',
+    Param('depth_size_ratio', 1.0, 'depth image size relative to the input image',
           float_range=(0.05, 1.0)),
     Param('max_output_pixels', MAX_OUTPUT_PIXELS_DEFAULT, 'largest depth image, pixels: a '
           'larger input is scaled down further (with a warning that gives the sizes), so that '
