@@ -40,6 +40,8 @@ from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuff
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, NonFiniteOutputError
 from mono_depth_ros.core.health import Health
 from mono_depth_ros.core.paths import package_file
+from mono_depth_ros.core.scale_base import base_kind
+from mono_depth_ros.core.scale_sparse import sparse_from_cloud_buffer, sparse_from_image_buffer
 from mono_depth_ros.core.stats import PeriodJudge, Stats
 from mono_depth_ros.inference import BackendError, create_backend
 from mono_depth_ros.ros import messages as ros_io
@@ -411,7 +413,7 @@ class DepthRuntime:
             return None
         # Only what the model's metadata leaves unknown is fitted (a shift, or not).
         return scale_sources.ScaleEstimator(
-            self._scale_config(cfg), scale_sources.base_kind(self.meta.output_mode),
+            self._scale_config(cfg), base_kind(self.meta.output_mode),
             metric_model=self.meta.is_metric, fit_shift=self.meta.unknown == 'scale_shift',
             log=self.log.warn)
 
@@ -459,7 +461,7 @@ class DepthRuntime:
 
     def _on_sparse_depth(self, msg: Image) -> None:
         try:
-            samples = scale_sources.sparse_from_image_buffer(
+            samples = sparse_from_image_buffer(
                 msg.encoding, int(msg.width), int(msg.height), int(msg.step), bytes(msg.data),
                 bool(msg.is_bigendian), self._stamp_s(msg.header))
         except scale_sources.ScaleError as exc:
@@ -473,7 +475,7 @@ class DepthRuntime:
         if to_camera is None:
             return
         try:
-            samples = scale_sources.sparse_from_cloud_buffer(
+            samples = sparse_from_cloud_buffer(
                 [(f.name, int(f.offset), int(f.datatype)) for f in msg.fields],
                 int(msg.point_step), int(msg.width) * int(msg.height), bytes(msg.data),
                 bool(msg.is_bigendian), self._stamp_s(msg.header),
