@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from mono_depth_ros.core.frame import DEFAULT_EDGE_THRESHOLD, DEFAULT_UPSAMPLING
 from mono_depth_ros.core.health import CAMERA_INFO_MAX_AGE_DEFAULT
 from mono_depth_ros.core.image_codec import DEFAULT_MAX_JPEG_SCANS
+from mono_depth_ros.core.resample import DEFAULT_EDGE_THRESHOLD, DEFAULT_UPSAMPLING
 from mono_depth_ros.core.scale import SCALE_SOURCES
 
 BACKENDS = ('auto', 'tensorrt', 'onnxruntime', 'torch')

@@ -434,7 +434,7 @@ def fit_box(width: int, height: int, resize_mode: str = 'stretch', fit_aspect: f
     """
     Return the (x0, y0, w, h) box of a width x height image that the node feeds the model.
 
-    The node's own fit (``mono_depth_ros.core.frame.FrameProcessor._make_plan``): ``crop``
+    The node's own fit (``mono_depth_ros.core.fit.make_plan``): ``crop``
     cuts the centred box of ``fit_aspect`` (0: the model input's aspect), then
     ``crop_fraction`` keeps the centred fraction of each side; ``stretch`` takes the whole
     image (then ``crop_fraction``). Training on the same box keeps a fine-tuned model's view
