@@ -53,8 +53,8 @@ def test_metadata_configures_the_frame_pipeline(tmp_path):
     at_input = camera.resize(96, 64)
     expected *= np.sqrt(at_input.fx * at_input.fy / (40.0 * 41.0))
     assert np.isfinite(expected).all() and expected.std() > 1e-3
-    # At the model's own size (output_scale 0.5) the pipeline returns exactly that map ...
-    small = FrameProcessor(backend.meta, backend, FrameConfig(output_scale=0.5)).run(
+    # At the model's own size (depth_size_ratio 0.5) the pipeline returns exactly that map ...
+    small = FrameProcessor(backend.meta, backend, FrameConfig(depth_size_ratio=0.5)).run(
         rgb, camera)
     assert small.depth.shape == (64, 96) and small.camera == camera.resize(96, 64)
     assert np.allclose(small.depth, expected, rtol=1e-5, atol=0)

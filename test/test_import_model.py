@@ -62,6 +62,23 @@ def conventions_graph(path, input_shape, output_shape, *, nhwc=False, dtype=Tens
     return path
 
 
+def relative_mean_model(folder, height, width):
+    """
+    Import the channel-mean graph as a relative inverse-depth model; return its path.
+
+    The node tests' relative model: inverse depth proportional to brightness, range to 20 m.
+    """
+    src = conventions_graph(folder / 'mean.onnx', [1, height, width, 3], [1, 1, height, width],
+                            nhwc=True, dtype=TensorProto.UINT8)
+    out = folder / 'relative.onnx'
+    args = im.build_parser().parse_args([str(src), '--output', str(out), '--output-mode',
+                                         'relative_inverse_depth', '--output-scale',
+                                         str(1 / 255.0), '--max-depth', '20'])
+    with open(folder / 'import.log', 'w') as log:
+        im.import_model(args, out=log)
+    return str(out)
+
+
 def run(tmp_path, src, *flags):
     out = tmp_path / 'out.onnx'
     args = im.build_parser().parse_args([str(src), '--output', str(out), *flags])

@@ -45,12 +45,7 @@ def relative_fastdepth(tmp_path_factory):
     meta = dataclasses.replace(meta, output_mode='relative_depth', scale_unknown='scale',
                                output_scale=meta.output_scale * FACTOR, focal_rescale=False,
                                max_depth=meta.max_depth * FACTOR)
-    keep = [(p.key, p.value) for p in model.metadata_props
-            if not p.key.startswith('mono_depth.')]
-    del model.metadata_props[:]
-    for key, value in keep + sorted(meta.to_onnx_props().items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+    meta.stamp_onnx(model)
     out = tmp_path_factory.mktemp('motion') / 'fastdepth_relative.onnx'
     onnx.save(model, str(out))
     return str(out)

@@ -21,9 +21,7 @@ import sys
 import time
 
 from mono_depth_ros.core.intrinsics import Intrinsics
-from mono_depth_ros.tools import import_model as im
 import numpy as np
-from onnx import TensorProto
 from onnx_models import brightness_model
 import pytest
 from rclpy.qos import ReliabilityPolicy
@@ -31,7 +29,7 @@ from references import image_transport_camera_info_topic, pinhole_model, read_cl
 from ros2_tools import PROFILE_VARIABLES
 from ros_harness import grey, Harness, Process
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from test_import_model import conventions_graph
+from test_import_model import relative_mean_model
 
 pytestmark = pytest.mark.ros
 
@@ -52,16 +50,7 @@ def metric_model(tmp_path_factory):
 @pytest.fixture(scope='module')
 def relative_model(tmp_path_factory):
     """Write a relative inverse-depth model (the channel mean), made so by import_model."""
-    folder = tmp_path_factory.mktemp('relative')
-    src = conventions_graph(folder / 'mean.onnx', [1, H, W, 3], [1, 1, H, W], nhwc=True,
-                            dtype=TensorProto.UINT8)
-    out = folder / 'relative.onnx'
-    args = im.build_parser().parse_args([str(src), '--output', str(out), '--output-mode',
-                                         'relative_inverse_depth', '--output-scale',
-                                         str(1 / 255.0), '--max-depth', '20'])
-    with open(folder / 'import.log', 'w') as log:
-        im.import_model(args, out=log)
-    return str(out)
+    return relative_mean_model(tmp_path_factory.mktemp('relative'), H, W)
 
 
 def no_profile_env():

@@ -14,15 +14,13 @@ from mono_depth_ros.core.geometry import backproject
 from mono_depth_ros.core.intrinsics import Intrinsics
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
-from mono_depth_ros.tools import import_model as im
 import numpy as np
-from onnx import TensorProto
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from references import read_cloud_xyz
 from ros_harness import Harness, Process
 from sensor_msgs.msg import Image, Range
-from test_import_model import conventions_graph
+from test_import_model import relative_mean_model
 
 pytestmark = pytest.mark.ros
 
@@ -44,15 +42,7 @@ def true_depth(rgb):
 
 @pytest.fixture(scope='module')
 def relative_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('relative')
-    src = conventions_graph(folder / 'mean.onnx', [1, H, W, 3], [1, 1, H, W], nhwc=True,
-                            dtype=TensorProto.UINT8)
-    out = folder / 'relative.onnx'
-    args = im.build_parser().parse_args([str(src), '--output', str(out), '--output-mode',
-                                         'relative_inverse_depth', '--output-scale',
-                                         str(1 / 255.0), '--max-depth', '20'])
-    im.import_model(args, out=open(folder / 'import.log', 'w'))
-    return str(out)
+    return relative_mean_model(tmp_path_factory.mktemp('relative'), H, W)
 
 
 class Recorder(Harness):

@@ -103,12 +103,7 @@ def real_image(height: int, width: int) -> np.ndarray:
 def write_metadata(path: str, meta: ModelMeta) -> None:
     """Replace the file's mono_depth.* metadata_props with meta (atomic rewrite)."""
     model = onnx.load(path)
-    keep = [(p.key, p.value) for p in model.metadata_props
-            if not p.key.startswith('mono_depth.')]
-    del model.metadata_props[:]
-    for key, value in keep + sorted(meta.to_onnx_props().items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+    meta.stamp_onnx(model)
     model.producer_name = 'mono_depth_ros'
     if meta.description:
         model.doc_string = meta.description

@@ -390,6 +390,15 @@ class ModelMeta:
         """Return ONNX ``metadata_props``: one ``mono_depth.<field>`` key per field."""
         return {ONNX_KEY_PREFIX + k: json.dumps(v) for k, v in self.to_dict().items()}
 
+    def stamp_onnx(self, model) -> None:
+        """Replace an ONNX ModelProto's ``mono_depth.*`` metadata_props with this metadata."""
+        keep = [(p.key, p.value) for p in model.metadata_props
+                if not p.key.startswith(ONNX_KEY_PREFIX)]
+        del model.metadata_props[:]
+        for key, value in keep + sorted(self.to_onnx_props().items()):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+
     @classmethod
     def from_onnx_props(cls, props: Mapping[str, str]) -> 'ModelMeta':
         """Parse ONNX ``metadata_props`` (a dict of str to str) written by to_onnx_props."""

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from mono_depth_ros.core.atomic import atomic_path
 from mono_depth_ros.core.model_meta import (IMAGENET_MEAN, IMAGENET_STD, INPUT_DTYPES,
                                             INPUT_LAYOUTS, ModelMeta, ModelMetaError,
-                                            ONNX_KEY_PREFIX, OUTPUT_MODES, RESIZE_MODES,
+                                            OUTPUT_MODES, RESIZE_MODES,
                                             SCALE_UNKNOWNS, SIZE_POLICIES)
 import numpy as np
 
@@ -455,12 +455,7 @@ def stamp(model, meta: ModelMeta, output: TensorInfo, edit: Tuple[Optional[int],
     from onnx import helper
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    keep = [(p.key, p.value) for p in out.metadata_props
-            if not p.key.startswith(ONNX_KEY_PREFIX)]
-    del out.metadata_props[:]
-    for key, value in keep + sorted(meta.to_onnx_props().items()):
-        entry = out.metadata_props.add()
-        entry.key, entry.value = key, value
+    meta.stamp_onnx(out)
     s, elem = list(output.shape), _ONNX_ELEM[output.dtype]
     src = output.name
     if channel is not None:
