@@ -59,7 +59,7 @@ lint: $(STAMP)
 	$(PY) -m flake8 mono_depth_ros training test scripts launch setup.py
 
 bench: $(STAMP)
-	$(PY) scripts/bench_geometry.py
+	$(PY) scripts/bench/bench_geometry.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info out runs

@@ -23,7 +23,7 @@ exits (no display) does not stop the node either.
 Large images over Fast DDS: Fast DDS's default shared-memory segment (512 KiB) drops nearly
 every best-effort sample larger than itself, a 640x480 rgb8 image or a point cloud, between
 processes on one machine, with the default transports and with LARGE_DATA alike
-(scripts/bench_transport.py). ``dds_profile:=default`` points the processes started here at
+(scripts/bench/bench_transport.py). ``dds_profile:=default`` points the processes started here at
 config/fastdds_large_shm.xml (a 16 MiB segment); ``none`` at config/fastdds_defaults.xml, a
 profile that changes nothing, so that Fast DDS keeps its built-in defaults (the node would
 otherwise apply the large profile itself); any other value is the path of your own profile.

@@ -16,7 +16,8 @@ SHARED_DATA = Path(os.environ.get('MONO_DEPTH_SHARED_DATA', REPO_ROOT.parent / '
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # Best-effort samples larger than Fast DDS's 512 KiB shared-memory segment (a 640x480 image,
 # any full cloud) are nearly all lost between processes, with the default transports and with
-# LARGE_DATA (scripts/bench_transport.py); the shipped profile's 16 MiB segment delivers them.
+# LARGE_DATA (scripts/bench/bench_transport.py); the shipped profile's 16 MiB segment delivers
+# them.
 # Set before rclpy starts, so the node subprocesses inherit it too.
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
                       str(REPO_ROOT / 'config' / 'fastdds_large_shm.xml'))

@@ -1,8 +1,8 @@
 """The demo's rosbag2 folder, read back with an independent reader (rosbags from PyPI)."""
 
 import os
-import sys
 
+from mono_depth_ros.tools.rosbag2_writer import Rosbag2Writer
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
@@ -11,9 +11,6 @@ from rosbags.typesys import get_typestore, Stores
 from sensor_msgs.msg import Image, PointCloud2
 import yaml
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                'scripts'))
-from rosbag2_writer import Rosbag2Writer  # noqa: E402 I100 - scripts/rosbag2_writer.py
 
 STORE = get_typestore(Stores.ROS2_HUMBLE)
 

@@ -1,4 +1,4 @@
-"""scripts/bench_geometry.py runs on the Redwood frame and, with Open3D present, agrees with it."""
+"""scripts/bench/bench_geometry.py runs on the Redwood frame; with Open3D present, it agrees."""
 
 import os
 import re
@@ -9,7 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_bench_geometry_compares_against_open3d_when_present(shared_data):
-    out = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'bench_geometry.py'),
+    script = os.path.join(ROOT, 'scripts', 'bench', 'bench_geometry.py')
+    out = subprocess.run([sys.executable, script,
                           '--data', str(shared_data / 'redwood'), '--repeats', '2',
                           '--reference-repeats', '0'],
                          capture_output=True, text=True, timeout=120,

@@ -1,15 +1,14 @@
-"""scripts/bench_zoo.py: one command times a zoo network through the torch and ONNX backends."""
+"""training/bench_zoo.py: one command times a zoo network through the torch and ONNX backends."""
 
 import csv
 
 import pytest
-from script_module import load_script
+from training import bench_zoo
 
 pytestmark = pytest.mark.needs_torch
 
 
 def test_bench_zoo_times_checkpoint_and_onnx_and_shares_the_peak(tmp_path):
-    bench_zoo = load_script('bench_zoo')
     out = tmp_path / 'out'
     code = bench_zoo.main(['--archs', 'eigen_multiscale', '--sizes', '32x64', '64x64',
                            '--iterations', '2', '--warmup', '0', '--peak-tflops', '1', '2',
@@ -38,13 +37,11 @@ def test_bench_zoo_times_checkpoint_and_onnx_and_shares_the_peak(tmp_path):
 
 
 def test_bench_zoo_rejects_an_unknown_architecture(tmp_path, capsys):
-    bench_zoo = load_script('bench_zoo')
     assert bench_zoo.main(['--archs', 'nope', '--output-dir', str(tmp_path)]) == 1
     assert 'unknown architecture' in capsys.readouterr().err
 
 
 def test_bench_zoo_summary_gives_params_flops_latency_training_and_ratios(tmp_path):
-    bench_zoo = load_script('bench_zoo')
     out = tmp_path / 'out'
     code = bench_zoo.main(['--archs', 'eigen_multiscale', 'squeezenet_unet', '--sizes',
                            '32x64', '--backends', 'onnxruntime', '--iterations', '2',

@@ -4,7 +4,6 @@ import os
 
 from mono_depth_ros.ros.depth_node import BUNDLED_MODEL, bundled_model_path
 import pytest
-from script_module import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, 'models', BUNDLED_MODEL)
@@ -29,9 +28,8 @@ def test_default_model_file_and_metadata():
 @pytest.mark.needs_torch  # evaluate.py and the floors live on the training side
 def test_default_model_beats_the_starter_on_unseen_scenes(shared_data, tmp_path):
     """Metric delta1 through evaluate.py (the node's pipeline) on scenes neither trained on."""
-    split = load_script('real_split')
-    split.build(str(shared_data), str(tmp_path / 'real'))
-    floors = load_script('floors')
+    from training import floors, real_split
+    real_split.build(str(shared_data), str(tmp_path / 'real'))
     from training.evaluate import evaluate
     for spec in floors.real_sets(str(tmp_path / 'real'), str(shared_data),
                                  ['redwood', 'sevenscenes']):

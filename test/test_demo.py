@@ -132,9 +132,8 @@ def test_demo_stops_the_camera_when_depth_node_fails(tmp_path):
 
 
 def test_demo_without_the_sample_data_says_so_in_one_line(tmp_path, capfd):
-    from script_module import load_script
-    demo = load_script('demo')
-    assert demo.real_row('unused.onnx', 640, data=str(tmp_path / 'no_data')) is None
+    from mono_depth_ros.tools.preview import real_row
+    assert real_row('unused.onnx', 640, data=str(tmp_path / 'no_data')) is None
     out, err = capfd.readouterr()
     assert out.strip().splitlines() == [
         'demo: no real NYU sample picture here; the preview shows synthetic rooms only']

@@ -1,17 +1,16 @@
-"""scripts/floors.py and scripts/real_split.py: the floors a model must beat on real data."""
+"""training/floors.py and training/real_split.py: the floors a model must beat, on real data."""
 
 import os
 
 from mono_depth_ros.core.intrinsics import Intrinsics
 import numpy as np
 import pytest
-from script_module import load_script
+from training import floors, real_split
 
 pytestmark = pytest.mark.needs_torch  # the floors use training.metrics and its datasets
 
 
 def test_ground_plane_prior_is_the_floor_seen_by_a_level_or_tilted_camera():
-    floors = load_script('floors')
     intr = Intrinsics(100.0, 100.0, 39.5, 29.5, 80, 60)
     level = floors.ground_plane_prior(intr, (60, 80), camera_height=1.0, wall=5.0)
     assert level.shape == (60, 80)
@@ -26,12 +25,10 @@ def test_ground_plane_prior_is_the_floor_seen_by_a_level_or_tilted_camera():
 
 
 def test_floors_on_the_real_samples(shared_data, tmp_path):
-    split = load_script('real_split')
-    folders = split.build(str(shared_data), str(tmp_path / 'real'))
+    folders = real_split.build(str(shared_data), str(tmp_path / 'real'))
     assert sorted(os.listdir(os.path.join(folders['nyu_test'], 'rgb'))) == [
-        f'{s}.png' for s in split.NYU_TEST]
-    assert not set(split.NYU_TRAIN) & set(split.NYU_TEST)
-    floors = load_script('floors')
+        f'{s}.png' for s in real_split.NYU_TEST]
+    assert not set(real_split.NYU_TRAIN) & set(real_split.NYU_TEST)
     (spec,) = floors.real_sets(str(tmp_path / 'real'), str(shared_data), ['tum'])
     result = floors.evaluate_floors(spec)
     const = result['constant median-scaled']

@@ -296,7 +296,7 @@ def test_real_picture_orientation_and_delivery_without_a_dds_profile(ros, tmp_pa
         assert result['sizes'] == [[w, h]], result
         # Of what the node published (the frames this process received: it has the
         # profile), the other process got nearly all; without the shipped profile about a
-        # quarter arrive (scripts/bench_transport.py).
+        # quarter arrive (scripts/bench/bench_transport.py).
         ours = {m.header.stamp.sec * 10 ** 9 + m.header.stamp.nanosec
                 for m in harness.received['depth/image']}
         theirs = set(result['stamps'])

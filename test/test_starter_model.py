@@ -3,7 +3,6 @@
 import os
 
 import pytest
-from script_module import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, 'models', 'starter_indoor.onnx')
@@ -23,10 +22,9 @@ def test_starter_model_file_and_metadata():
 
 @pytest.mark.needs_torch  # the floors and evaluate.py live on the training side
 def test_starter_model_beats_both_floors_on_held_out_nyu_scenes(shared_data, tmp_path):
-    """Median-scaled delta1 through evaluate.py (the node's pipeline) vs scripts/floors.py."""
-    split = load_script('real_split')
-    split.build(str(shared_data), str(tmp_path / 'real'))
-    floors = load_script('floors')
+    """Median-scaled delta1 through evaluate.py (the node's pipeline) vs training/floors.py."""
+    from training import floors, real_split
+    real_split.build(str(shared_data), str(tmp_path / 'real'))
     (spec,) = floors.real_sets(str(tmp_path / 'real'), str(shared_data), ['nyu_test'])
     floor = floors.evaluate_floors(spec)
     from training.evaluate import evaluate

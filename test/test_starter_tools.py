@@ -8,7 +8,6 @@ from mono_depth_ros.sim.synthetic import SyntheticStream
 import numpy as np
 from onnx_models import brightness_model
 import pytest
-from script_module import load_script
 
 
 def _props(path):
@@ -17,7 +16,7 @@ def _props(path):
 
 
 def test_rendered_folder_holds_the_stream_frames(tmp_path):
-    render = load_script('render_synthetic')
+    from training import synthetic_render as render
     out = str(tmp_path / 'syn')
     assert render.render(out, 2, 3, 48, 36, seed=4, style='robot', textures='',
                          frames_per_room=2, speed=0.3) == 3
@@ -35,7 +34,7 @@ def test_rendered_folder_holds_the_stream_frames(tmp_path):
 
 
 def test_int8_copy_keeps_metadata_and_output(tmp_path):
-    quant = load_script('quantize_int8')
+    from training import quantize_int8 as quant
     src = str(tmp_path / 'fp32.onnx')
     brightness_model(src, height=24, width=32)
     rng = np.random.default_rng(0)

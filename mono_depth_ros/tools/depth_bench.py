@@ -415,7 +415,7 @@ def run_pipeline_bench(backend, frames, repeats: int = 1, config=None,
     a raw rgb8 decode; ``serialise`` is making the message payloads (depth and cloud
     bytes). ``results`` collects each FrameResult when given. A relative model (no metres of
     its own) runs with the fixed scale (1, 0), as under ``scale_source: fixed``; what the
-    other scale sources add is measured by ``scripts/bench_scale.py``. Besides wall-clock
+    other scale sources add is measured by ``scripts/bench/bench_scale.py``. Besides wall-clock
     percentiles each row has ``cpu_p50_ms``, this thread's CPU time, which other processes
     on a shared machine inflate far less (run with one OpenCV and one ONNX Runtime thread
     for the one-core cost).

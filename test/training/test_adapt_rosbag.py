@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from script_module import load_script
+from training import rosbag_export
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARTER = os.path.join(REPO, 'models', 'starter_indoor.onnx')
@@ -97,9 +97,9 @@ def test_the_documented_command_adapts_the_bundled_model_on_real_frames(
     from training.config import load_config
     from training.trainer import resolve_init
     bag = str(tmp_path / 'bag')
-    load_script('sevenscenes_to_bag').convert(str(shared_data / 'sevenscenes_redkitchen'), bag,
-                                              compressed=True, depth=True, first=40, last=99,
-                                              log=lambda _m: None)
+    rosbag_export.convert(str(shared_data / 'sevenscenes_redkitchen'), bag,
+                          compressed=True, depth=True, first=40, last=99,
+                          log=lambda _m: None)
     out = tmp_path / 'run'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     # A larger rate than the shipped one, so that 16 steps move the loss measurably.

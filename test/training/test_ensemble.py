@@ -8,7 +8,6 @@ import sys
 from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 import numpy as np
 import pytest
-from script_module import load_script
 import torch
 from training.checkpoint import load_checkpoint
 from training.config import load_config
@@ -229,7 +228,7 @@ def test_parameter_counts_of_the_variants():
 
 
 def test_grid_script_prints_the_mode_table(tmp_path, capsys):
-    grid = load_script('ensemble_grid')
+    from training import ensemble_grid as grid
     out = tmp_path / 'grid'
     assert grid.main(['--train-size', '8', '--val-size', '2', '--eval-size', '2',
                       '--base-epochs', '1', '--meta-epochs', '1', '--inputs', 'rgb+d',
@@ -248,7 +247,7 @@ def test_grid_script_prints_the_mode_table(tmp_path, capsys):
 
 def test_bench_script_times_the_ensemble_against_its_bases(tmp_path):
     from training.checkpoint import save_checkpoint
-    bench = load_script('bench_ensemble')
+    from training import bench_ensemble as bench
     model = tiny().eval()
     meta = ModelMeta(arch='stacked_ensemble', arch_args={
         'base_models': TINY_BASES, 'meta_width': 4, 'meta_levels': 2},

@@ -164,8 +164,7 @@ def test_bundled_onnx_is_the_import_with_exact_metadata(imported):
 
 
 def test_build_script_is_reproducible(tmp_path, tflite_path):
-    from script_module import load_script
-    build = load_script('build_fastdepth')
+    from training import fastdepth_build as build
     out = str(tmp_path / 'fastdepth.onnx')
     build.build(tflite_path, out, log=lambda _m: None)
     with open(out, 'rb') as a, open(BUNDLED, 'rb') as b:

@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 import pytest
-from script_module import load_script
+from training import rosbag_export as bagtool
 
-bagtool = load_script('sevenscenes_to_bag')
 
 T0 = 1_700_000_000 * 10 ** 9
 W, H = 64, 48

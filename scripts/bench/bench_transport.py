@@ -9,7 +9,7 @@ each payload (a 640x480 rgb8 Image, a 640x480 xyzrgb PointCloud2), one process p
 the serialized header). Prints one table. Every process runs with
 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless the caller set it otherwise.
 
-    .venv/bin/python scripts/bench_transport.py [--seconds 8] [--rate 30]
+    .venv/bin/python scripts/bench/bench_transport.py [--seconds 8] [--rate 30]
 """
 
 import argparse
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROFILE = os.path.join(REPO, 'config', 'fastdds_large_shm.xml')
 SETUPS = {
     'defaults': {},

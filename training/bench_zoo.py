@@ -2,7 +2,7 @@
 """
 Benchmark every zoo architecture with depth_bench: torch (TorchScript) and ONNX backends.
 
-    python scripts/bench_zoo.py [--archs mobilenetv2_unet ...] \
+    python scripts/bench/bench_zoo.py [--archs mobilenetv2_unet ...] \
         [--sizes 224x224 240x320 480x640] [--backends torch onnxruntime tensorrt] \
         [--precisions fp32 fp16] [--cuda-graphs off on] [--iterations 50] \
         [--peak-tflops FP32 FP16] [--train-steps 3] [--train-batch 8] \
@@ -26,7 +26,6 @@ run. Writes zoo.md, zoo.csv and summary.csv (atomically) to the output folder.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -64,13 +63,9 @@ def prepare(arch: str, folder: str, height: int, width: int) -> Dict[str, str]:
 
 
 def train_rate(arch: str, height: int, width: int, batch: int, steps: int) -> float:
-    """Return CPU training images/s (scripts/bench_train_throughput.py's measurement)."""
-    spec = importlib.util.spec_from_file_location(
-        'bench_train_throughput',
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench_train_throughput.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.bench_arch(arch, batch, height, width, steps, 1, 'cpu')['images_per_s']
+    """Return CPU training images/s (training/bench_train.py's measurement)."""
+    from training.bench_train import bench_arch
+    return bench_arch(arch, batch, height, width, steps, 1, 'cpu')['images_per_s']
 
 
 def summarise(rows: List[Dict], params: Dict[str, int], train: Dict[str, float], size: str,

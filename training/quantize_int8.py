@@ -8,7 +8,7 @@ rooms, each resized to the model's input the way the node does it. The metadata
 (``mono_depth.*``) is copied over, so the node and ``depth_bench`` treat the int8 file like
 the fp32 one.
 
-    python scripts/quantize_int8.py --model models/starter_indoor.onnx \
+    python scripts/models/quantize_int8.py --model models/starter_indoor.onnx \
         --output models/starter_indoor_int8.onnx [--real runs/real/nyu_train] [--synthetic 64]
 """
 
@@ -20,7 +20,8 @@ import sys
 import tempfile
 from typing import Iterator, List, Optional
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core.atomic import atomic_path  # noqa: E402

@@ -5,8 +5,8 @@ Evaluate models on every real sample set, metric and median-scaled, beside the f
 Each model (a checkpoint, or an ONNX file run by ONNX Runtime) goes through
 ``training/evaluate.py``, that is through the node's own frame pipeline with its default
 parameters (one call per set and scaling), on the
-scene-split folders of ``scripts/real_split.py`` (built when missing) and the KITTI
-samples; the floors come from ``scripts/floors.py``. Prints one Markdown table (abs_rel and
+scene-split folders of ``training/real_split.py`` (built when missing) and the KITTI
+samples; the floors come from ``training/floors.py``. Prints one Markdown table (abs_rel and
 delta1 per set) and writes everything as JSON.
 
 ``NAME=PATH@ground_plane`` also evaluates a model scaled per image the way the node's
@@ -15,7 +15,7 @@ the prediction). The camera height and pitch it needs are the mount a robot woul
 for these hand-held pictures they are measured from the ground-truth floor (a RANSAC plane
 of the lower image), and images without a visible floor count as failures (no metres).
 
-    python scripts/eval_real.py NAME=runs/x/best.pt [NAME=runs/c/last.pt@ground_plane ...]
+    python scripts/eval/eval_real.py NAME=runs/x/best.pt [NAME=runs/c/last.pt@ground_plane ...]
         [--sets nyu_test redwood tum kitti sevenscenes] [--json runs/real_eval.json]
 """
 
@@ -25,17 +25,14 @@ import os
 import sys
 from typing import Dict, List
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..'))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
-import floors  # noqa: E402
 from mono_depth_ros.core.atomic import atomic_write_text  # noqa: E402
 from mono_depth_ros.core.geometry import backproject  # noqa: E402
 from mono_depth_ros.core.scale import fit_ground_plane  # noqa: E402
 import numpy as np  # noqa: E402
-import real_split  # noqa: E402
 from training import evaluate as evaluate_mod  # noqa: E402
+from training import floors, real_split  # noqa: E402
 from training.metrics import average_metrics, compute_depth_metrics  # noqa: E402
 
 DEFAULT_SETS = ('nyu_test', 'redwood', 'tum', 'kitti', 'sevenscenes')

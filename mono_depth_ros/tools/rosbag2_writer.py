@@ -25,6 +25,7 @@ BUILTIN = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16
 
 
 def msg_search_path():
+    """Return the prefixes whose share/ folders hold .msg definitions."""
     prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
     return prefixes + [sys.prefix]
 
@@ -104,6 +105,7 @@ class Rosbag2Writer:
         self.count = 0
 
     def channel(self, topic, msg_type):
+        """Return the MCAP channel of topic, registering it and its schema once."""
         if topic not in self.channels:
             full = type_name(msg_type)
             schema = self.writer.register_schema(name=full, encoding='ros2msg',

@@ -9,7 +9,7 @@ size, so the figures do not depend on data loading. Prints a Markdown table; on 
 machine the median step is reported with the spread, and images per CPU second (the
 process's own CPU time), which other jobs on the machine do not dilute.
 
-    python scripts/bench_selfsup_throughput.py --sizes 192x640 96x320 --batch 4
+    python scripts/bench/bench_selfsup_throughput.py --sizes 192x640 96x320 --batch 4
 """
 
 import argparse
@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
 import torch  # noqa: E402
 from training.networks import build_model  # noqa: E402

@@ -13,9 +13,9 @@ The two floors a depth model must beat on real pictures, computed reproducibly.
   and many robot cameras look slightly down); the stronger of the two is the floor to beat.
 
 Both go through the same metrics, caps and crops as ``training/evaluate.py``. The real
-sets are the scene-split folders of ``scripts/real_split.py`` plus the KITTI samples.
+sets are the scene-split folders of ``training/real_split.py`` plus the KITTI samples.
 
-    python scripts/floors.py [--real runs/real] [--data ../shared/data] [--json OUT]
+    python scripts/eval/floors.py [--real runs/real] [--data ../shared/data] [--json OUT]
 """
 
 import argparse
@@ -24,7 +24,8 @@ import os
 import sys
 from typing import Dict, List, NamedTuple, Optional
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mono_depth_ros.core.atomic import atomic_write_text  # noqa: E402
 import numpy as np  # noqa: E402
@@ -133,14 +134,14 @@ def evaluate_floors(spec: RealSet) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def main() -> int:
+def main(argv=None) -> int:
     """Print the floors on every real set."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--real', default=DEFAULT_REAL, help='folder from real_split.py')
     parser.add_argument('--data', default=DEFAULT_DATA, help='the shared sample data')
     parser.add_argument('--sets', nargs='*', default=None, help='names (default: all)')
     parser.add_argument('--json', default=None, help='write the results here')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results = {}
     for spec in real_sets(args.real, args.data, args.sets):
         results[spec.name] = evaluate_floors(spec)

@@ -2,7 +2,7 @@
 """
 The stacked ensemble's mode grid in miniature, on synthetic rooms at the smoke sizes.
 
-    python scripts/ensemble_grid.py [--seeds 1] [--train-size 256] [--base-epochs 4] \
+    python scripts/models/ensemble_grid.py [--seeds 1] [--train-size 256] [--base-epochs 4] \
         [--meta-epochs 2] [--inputs d rgb rgb+d] [--bases frozen finetune] \
         [--schedules separate simultaneous] [--output-dir out/ensemble_grid]
 

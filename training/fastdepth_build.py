@@ -20,7 +20,7 @@ by its sha256. The steps:
 node's frame pipeline on the real samples and prints the depth difference in metres and
 each one's delta1 (``--json`` keeps the figures).
 
-    python scripts/build_fastdepth.py [--tflite FILE] [--output models/fastdepth_nyu.onnx]
+    python scripts/models/build_fastdepth.py [--tflite FILE] [--output models/fastdepth_nyu.onnx]
         [--checkpoint runs/fastdepth_nyu.pt] [--parity] [--json runs/fastdepth_parity.json]
 """
 
@@ -31,15 +31,14 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..'))
-sys.path.insert(0, HERE)
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mono_depth_ros.core.atomic import atomic_write_text  # noqa: E402
 from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TFLITE = os.path.join(ROOT, '..', 'shared', 'data', 'models', 'fastdepth_openmv',
                               'fast_depth_224.tflite')
 DEFAULT_OUTPUT = os.path.join(ROOT, 'models', 'fastdepth_nyu.onnx')
@@ -125,8 +124,7 @@ class TFLiteBackend:
 
 def parity(onnx_path: str, tflite: str, sets: List[str], log=print) -> Dict[str, Dict]:
     """Return, per real set, delta1 of the float ONNX and of the int8 TFLite and their gap."""
-    import floors
-    import real_split
+    from training import floors, real_split
     from mono_depth_ros.core.frame import FrameProcessor
     from mono_depth_ros.inference import create_backend
     from training.evaluate import eval_config, predict

@@ -7,7 +7,7 @@ range (the ground truth's 2nd-98th percentile). Real rows come from the shared s
 held-out NYU scene and a Redwood frame, when the data folder exists), the last row is a
 synthetic robot-view room. Used for the README and the model card.
 
-    python scripts/model_pictures.py --model models/starter_indoor.onnx \
+    python scripts/models/model_pictures.py --model models/starter_indoor.onnx \
         --output docs/images/starter_indoor.png
 """
 
@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core.atomic import atomic_path  # noqa: E402
@@ -25,7 +25,7 @@ from mono_depth_ros.core.intrinsics import Intrinsics, preset  # noqa: E402
 from mono_depth_ros.inference.base import create_backend  # noqa: E402
 import numpy as np  # noqa: E402
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PANEL = (320, 240)
 
 

@@ -2,7 +2,7 @@
 """
 Cost and accuracy of each scale source with real networks on real pictures, in one table.
 
-    OMP_NUM_THREADS=1 python scripts/bench_scale.py [--data ../shared/data] [--repeats 200]
+    OMP_NUM_THREADS=1 python scripts/bench/bench_scale.py [--data ../shared/data] [--repeats 200]
         [--models fastdepth:scale,fastdepth:scale_shift,starter:scale] [--frames 200]
 
 Cost: CPU time per frame at 640x480 on one core of each source's fit (synthetic input of
@@ -41,7 +41,7 @@ import sys
 import time
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core import kitti  # noqa: E402
@@ -53,7 +53,7 @@ from mono_depth_ros.sim.synthetic import look_at, Scene  # noqa: E402
 import numpy as np  # noqa: E402
 
 KITTI_HEIGHT = 1.65
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def timed(fn, repeats):
@@ -343,7 +343,7 @@ def summarize(st, seq):
 def main():
     """Print the cost table, then the real-network table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default=str(Path(__file__).resolve().parents[2] / 'shared'
+    parser.add_argument('--data', default=str(ROOT.parent / 'shared'
                                               / 'data'))
     parser.add_argument('--repeats', type=int, default=200)
     parser.add_argument('--models', default='fastdepth:scale,fastdepth:scale_shift,'

@@ -2,7 +2,7 @@
 """
 scale_source motion on the real 7-Scenes sequence with a real network: accuracy and cost.
 
-    OMP_NUM_THREADS=1 python scripts/bench_motion.py [--model models/fastdepth_nyu.onnx]
+    OMP_NUM_THREADS=1 python scripts/bench/bench_motion.py [--model models/fastdepth_nyu.onnx]
         [--data ../shared/data] [--frames 200] [--fx 585] [--unknown scale]
 
 The model's output is taken as relative (its metres thrown away: ``--unknown`` scale or
@@ -30,7 +30,7 @@ import sys
 import time
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core import scale as sc  # noqa: E402
@@ -39,7 +39,7 @@ from mono_depth_ros.core.intrinsics import Intrinsics  # noqa: E402
 from mono_depth_ros.inference import create_backend  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def metrics(pred, gt):

@@ -23,7 +23,7 @@ import sys
 import time
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core.geometry import backproject  # noqa: E402
@@ -31,7 +31,7 @@ from mono_depth_ros.core.intrinsics import Intrinsics  # noqa: E402
 from mono_depth_ros.core.pointcloud import depth_to_cloud, pack_cloud, unpack_cloud  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_DATA = os.path.join(os.environ.get('MONO_DEPTH_SHARED_DATA',
                                            os.path.join(ROOT, '..', 'shared', 'data')),
                             'redwood')

@@ -2,7 +2,7 @@
 """
 Drive depth_node with a 30 Hz 640x480 stream and report what it costs.
 
-    python scripts/bench_node.py [--seconds 120] [--rate 30] [--no-points] [--model M]
+    python scripts/bench/bench_node.py [--seconds 120] [--rate 30] [--no-points] [--model M]
                                  [--subscribers best_effort|reliable]
 
 The stream is the real NYU sample pictures with the Kinect intrinsics when the shared data
@@ -23,9 +23,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'config',
+PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'config',
                        'fastdds_large_shm.xml')
 # Large images and clouds need it: see config/fastdds_large_shm.xml.
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.abspath(PROFILE))
@@ -58,7 +58,7 @@ def real_frames(width, height):
     import cv2
     from mono_depth_ros.core.intrinsics import preset
     root = os.environ.get('MONO_DEPTH_SHARED_DATA', os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data'))
+        os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared', 'data'))
     folder = os.path.join(root, 'nyu', 'rgb')
     if not os.path.isdir(folder):
         return [], None, ''

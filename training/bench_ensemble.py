@@ -2,7 +2,7 @@
 """
 Latency of an exported stacked ensemble against its own bases, in one run.
 
-    python scripts/bench_ensemble.py --checkpoint runs/smoke_ensemble/best.pt \
+    python scripts/bench/bench_ensemble.py --checkpoint runs/smoke_ensemble/best.pt \
         [--iterations 30] [--pipeline-frames 10] [--rounds 3] [--threads 0] \
         [--output-dir out/bench_ensemble]
 

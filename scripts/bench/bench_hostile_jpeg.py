@@ -2,7 +2,7 @@
 """
 What hostile and damaged JPEGs cost depth_node's decoder, and how many damaged ones get through.
 
-    python scripts/bench_hostile_jpeg.py [--data ../shared/data] [--scans 1000 30000]
+    python scripts/bench/bench_hostile_jpeg.py [--data ../shared/data] [--scans 1000 30000]
         [--files 40] [--seeds 10]
 
 Scan bombs: a valid progressive 4096x2160 JPEG that repeats a full-band AC scan (each repeat
@@ -24,9 +24,9 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'test'))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'test'))
 
 import hostile_images as hostile  # noqa: E402
 from mono_depth_ros.core import image_codec as ic  # noqa: E402
@@ -86,7 +86,7 @@ def damaged(root: str, files: int, seeds: int) -> None:
 def main(argv=None) -> int:
     """Parse the command line and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--data', default=os.path.join(os.path.dirname(HERE), '..', 'shared',
+    parser.add_argument('--data', default=os.path.join(ROOT, '..', 'shared',
                                                        'data'))
     parser.add_argument('--scans', type=int, nargs='*', default=[1000, 30000])
     parser.add_argument('--files', type=int, default=40)

@@ -22,7 +22,7 @@ layout that ``training/evaluate.py`` and the ``folder`` dataset read:
 All NYU pairs are from NYU's official train split (the only ones shared here); the split
 above is by scene so that nothing of a test scene is seen in training.
 
-    python scripts/real_split.py [--data ../shared/data] [--out runs/real]
+    python scripts/data/real_split.py [--data ../shared/data] [--out runs/real]
 """
 
 import argparse
@@ -90,13 +90,13 @@ def build(data: str, out: str) -> dict:
     return folders
 
 
-def main() -> int:
+def main(argv=None) -> int:
     """Parse arguments and build the folders."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--data', default=os.path.join(here, '..', 'shared', 'data'))
     parser.add_argument('--out', default=os.path.join(here, 'runs', 'real'))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for name, folder in build(args.data, args.out).items():
         sys.stdout.write(f'{name}: {folder}\n')
     return 0

@@ -2,7 +2,7 @@
 """
 Turn a 7-Scenes-style folder of frames with poses into a rosbag2 (MCAP) as a robot records it.
 
-    python scripts/sevenscenes_to_bag.py --data DIR --out BAG [--compressed] [--depth]
+    python scripts/data/sevenscenes_to_bag.py --data DIR --out BAG [--compressed] [--depth]
         [--odometry] [--first 0] [--last 199] [--rate 30]
 
 The folder holds ``frame-NNNNNN.color.jpg`` (RGB), ``frame-NNNNNN.pose.txt`` (4x4

@@ -9,7 +9,7 @@ Writes ``rgb/NNNNNN.png``, ``depth/NNNNNN.png`` (uint16 millimetres, 0 = no dept
 the same pixels the on-the-fly ``synthetic`` dataset would render. ``--first``/``--count``
 split the work between processes.
 
-    python scripts/render_synthetic.py --out runs/synthetic_robot_s1 --count 768 --seed 1 \
+    python scripts/data/render_synthetic.py --out runs/synthetic_robot_s1 --count 768 --seed 1 \
         --style robot --textures /usr/share/backgrounds
 """
 
@@ -18,7 +18,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core.atomic import atomic_path, atomic_write_text  # noqa: E402

@@ -2,7 +2,7 @@
 """
 Flying points and accuracy of each depth upsampling mode on the real NYU and Redwood samples.
 
-    python scripts/bench_upsampling.py [--data ../shared/data] [--model-size 160x120]
+    python scripts/bench/bench_upsampling.py [--data ../shared/data] [--model-size 160x120]
         [--source gt|model] [--thresholds 0.05 0.1 0.2]
 
 The "model output" is, by default, the ground-truth depth itself, area-averaged down to the
@@ -29,7 +29,8 @@ import sys
 from typing import Dict, List, Tuple
 
 if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
 
 import cv2  # noqa: E402
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, UPSAMPLING_MODES  # noqa: E402
@@ -37,7 +38,7 @@ from mono_depth_ros.core.intrinsics import Intrinsics, preset  # noqa: E402
 from mono_depth_ros.core.model_meta import ModelMeta  # noqa: E402
 import numpy as np  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JUMP = 0.10  # neighbours differing by more than this (relative) make a depth edge
 
 
