@@ -16,10 +16,12 @@ model fails at start with one clear line and exit code 1, and SIGINT or SIGTERM 
 worker and exit 0.
 
 Threading: subscription callbacks only store the newest image in a one-slot mailbox
-(overwriting an unprocessed one counts as a dropped frame) and CameraInfo in a short
-buffer by stamp; a worker thread decodes, runs the model and publishes, so the executor
-never waits on inference and latency stays bounded when the model is slower than the
-camera. See README.md for the topic and parameter tables.
+(:mod:`.mailbox`; overwriting an unprocessed one counts as a dropped frame) and CameraInfo
+in a short buffer by stamp (:mod:`.camera_info_pairing`); a worker thread decodes, runs the
+model and publishes, so the executor never waits on inference and latency stays bounded
+when the model is slower than the camera. What the node reports on /diagnostics is built
+in :mod:`.node_diagnostics`; its topics and their QoS are in :mod:`.node_topics`. See
+README.md for the topic and parameter tables.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from mono_depth_ros.core import image_codec
 from mono_depth_ros.core import scale as scale_sources
-from mono_depth_ros.core.camera import (Camera, camera_from_info, CameraInfoBuffer,
-                                        manual_camera, output_size, preset_camera)
+from mono_depth_ros.core.camera import (Camera, camera_from_info, manual_camera, output_size,
+                                        preset_camera)
 from mono_depth_ros.core.frame import FrameConfig, FrameProcessor, NonFiniteOutputError
 from mono_depth_ros.core.health import Health
 from mono_depth_ros.core.paths import package_file
@@ -47,13 +49,17 @@ from mono_depth_ros.inference import BackendError, create_backend
 from mono_depth_ros.ros import messages as ros_io
 from mono_depth_ros.ros import params as node_params
 from mono_depth_ros.ros import transport
+from mono_depth_ros.ros.camera_info_pairing import CameraInfoPairing, UNPAIRED_STREAK
+from mono_depth_ros.ros.mailbox import Mailbox
+from mono_depth_ros.ros.node_diagnostics import depth_status, relative_warning, scale_problems
+from mono_depth_ros.ros.node_topics import (COLORED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                                            input_qos, output_qos, POINTS_TOPIC, QOS_OVERRIDES,
+                                            RELATIVE_TOPIC)
 from mono_depth_ros.ros.tf_frames import FrameLookup, same_frame, transform_points
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Range
 
 #: FastDepth (NYU), see models/README.md; the former default, starter_indoor.onnx, is
@@ -61,55 +67,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Ran
 BUNDLED_MODEL = 'fastdepth_nyu.onnx'
 WARN_PERIOD_S = 2.0
 LOG_TEXT_LIMIT = 300  # characters of any input-derived text (an encoding name) in a log line
-# How long the worker waits for the CameraInfo of an image that arrived before it.
-CAMERA_INFO_WAIT_S = 0.05
 # The shared-memory segment of config/fastdds_large_shm.xml.
 SHM_SEGMENT_BYTES = 16 * 2 ** 20
-# After this many images in a row without a CameraInfo of their stamp, stop waiting for one.
-UNPAIRED_STREAK = 3
-# Output topics. Each image has its CameraInfo where image_transport looks for it: the
-# sibling camera_info in the image topic's own namespace (image_common,
-# image_transport/src/camera_common.cpp, getCameraInfoTopic), which is how
-# depth_image_proc and every CameraSubscriber pair them. The depth image, its colour map and
-# a relative model's map share one pixel grid and stamp, so they share depth/camera_info,
-# as a camera's image_raw, image_rect and image_color share its camera_info.
-DEPTH_TOPIC = 'depth/image'
-DEPTH_INFO_TOPIC = 'depth/camera_info'
-COLORED_TOPIC = 'depth/colored'
-RELATIVE_TOPIC = 'depth/relative'
-POINTS_TOPIC = 'points'
-# REP 2003's sensor-driver QoS: publishers at the system default, reliable, so that
-# reliable subscribers (RViz's image and cloud displays, depth_image_proc) connect, and
-# best-effort ones get best effort; subscriptions at sensor-data QoS, which accept both.
-# Keep last 2: one sample may still be repaired while the next is written; never a queue
-# of stale depth images behind a slow reader. The outputs and the image and camera_info
-# subscriptions take the standard read-only qos_overrides.<topic>.publisher|subscription.
-# history|depth|reliability parameters (rclpy's QoSOverridingOptions, as rclcpp nodes do).
-OUTPUT_HISTORY_DEPTH = 2
-
-
-def output_qos() -> QoSProfile:
-    """Return the default QoS of every output (before qos_overrides)."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=OUTPUT_HISTORY_DEPTH,
-                      reliability=ReliabilityPolicy.RELIABLE)
-
-
-def input_qos() -> QoSProfile:
-    """Return the default QoS of every subscription (before qos_overrides): sensor data."""
-    profile = qos_profile_sensor_data
-    return QoSProfile(history=profile.history, depth=profile.depth,
-                      reliability=profile.reliability, durability=profile.durability)
-
-
-def _check_qos(qos: QoSProfile) -> SetParametersResult:
-    """Refuse a qos_overrides result the node cannot work with, saying why."""
-    if qos.history == HistoryPolicy.KEEP_LAST and not 1 <= qos.depth <= 1000:
-        return SetParametersResult(successful=False,
-                                   reason=f'depth must be 1 to 1000, got {qos.depth}')
-    return SetParametersResult(successful=True)
-
-
-QOS_OVERRIDES = QoSOverridingOptions.with_default_policies(callback=_check_qos)
 # On SIGINT/SIGTERM, how long to wait for the frame in progress: a stop must not wait on a
 # long decode or inference (the worker drops its frame at the next check, or dies with the
 # process).
@@ -183,10 +142,8 @@ class DepthRuntime:
         self.active = False
         self._last_log: Dict[str, float] = {}
         self._told_once = set()
-        self._lock = threading.Condition()
-        self._pending = None
-        self._cameras = CameraInfoBuffer()
-        self._unpaired_streak = 0
+        self._mailbox = Mailbox()
+        self._cameras = CameraInfoPairing(self._mailbox)
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
         self._entities: List[Any] = []
@@ -328,8 +285,7 @@ class DepthRuntime:
         self.tf = None
         self.pub_depth = self.pub_info = self.pub_colored = self.pub_points = None
         self.pub_diag = self.pub_relative = None
-        with self._lock:
-            self._pending = None
+        self._mailbox.clear()
         self.active = False
         return stopped
 
@@ -361,8 +317,7 @@ class DepthRuntime:
 
     def _stop_worker(self, timeout: float = 5.0) -> bool:
         self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
+        self._mailbox.wake()
         worker = self._worker
         if worker is not None and worker.is_alive():
             worker.join(timeout=timeout)
@@ -418,9 +373,7 @@ class DepthRuntime:
             log=self.log.warn)
 
     def _relative_warning(self) -> str:
-        return (f'relative model ({self.meta.output_mode}: no metres) and scale_source none: '
-                'publishing depth/relative only, no depth or points; set scale_source '
-                '(ground_plane, sparse_depth, range or fixed) for metric output')
+        return relative_warning(self.meta.output_mode)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         cfg = dict(self.cfg)
@@ -442,22 +395,20 @@ class DepthRuntime:
 
     # -- callbacks (executor thread: store and return) --------------------------------------
     def _on_image(self, msg) -> None:
-        with self._lock:
+        def store(dropped: bool) -> None:
             self._image_frame = msg.header.frame_id
             self.stats.count('frames_in')
-            if self._pending is not None:
+            if dropped:
                 self.stats.count('dropped')
-            self._pending = msg
-            self._lock.notify_all()
+
+        self._mailbox.put(msg, store)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         camera = camera_from_info(msg)
         if camera.warning:
             self._once('distortion', camera.warning)
         self.health.camera_info(time.monotonic())
-        with self._lock:
-            self._cameras.add(stamp_ns(msg.header), camera)
-            self._lock.notify_all()
+        self._cameras.add(stamp_ns(msg.header), camera)
 
     def _on_sparse_depth(self, msg: Image) -> None:
         try:
@@ -560,10 +511,7 @@ class DepthRuntime:
     # -- worker -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                while self._pending is None and not self._stop.is_set():
-                    self._lock.wait(0.2)
-                msg, self._pending = self._pending, None
+            msg = self._mailbox.take(self._stop)
             if msg is None:
                 continue
             cfg = self.cfg  # one configuration snapshot for the whole frame
@@ -629,29 +577,14 @@ class DepthRuntime:
 
     def _paired_camera(self, cfg, image_stamp_ns: int) -> Optional[Camera]:
         tolerance = float(cfg['camera_info_tolerance'])
-        deadline = time.monotonic() + CAMERA_INFO_WAIT_S
-        with self._lock:
-            camera, how = self._cameras.match(image_stamp_ns, tolerance)
-            # The image may have overtaken its CameraInfo (two topics): wait a moment, unless
-            # the stream's stamps plainly do not match (a static or differently stamped
-            # CameraInfo), where waiting would only add latency.
-            synced = self._unpaired_streak < UNPAIRED_STREAK
-            while (how in ('none', 'newest') and synced and image_stamp_ns > 0 and
-                   not self._stop.is_set()):
-                left = deadline - time.monotonic()
-                if left <= 0 or self._pending is not None:
-                    break
-                self._lock.wait(left)
-                camera, how = self._cameras.match(image_stamp_ns, tolerance)
+        # The image may have overtaken its CameraInfo: pair() waits a moment for it.
+        camera, how = self._cameras.pair(image_stamp_ns, tolerance, self._stop)
         if how == 'newest':
             self.stats.count('camera_info_unpaired')
-            self._unpaired_streak += 1
-            if self._unpaired_streak == UNPAIRED_STREAK:
+            if self._cameras.unpaired_streak == UNPAIRED_STREAK:
                 self._once('unpaired', 'CameraInfo stamps do not match the image stamps '
                            f'(within camera_info_tolerance {tolerance:g} s); using the newest '
                            'CameraInfo for each image (counted as camera_info_unpaired)')
-        elif how in ('exact', 'nearest'):
-            self._unpaired_streak = 0
         return camera
 
     def _wanted(self, cfg) -> Tuple[bool, bool, bool]:
@@ -817,16 +750,7 @@ class DepthRuntime:
     # -- diagnostics ----------------------------------------------------------------------------
     def diagnostic_problems(self) -> Sequence[Tuple[int, str]]:
         """Return (level, message) problems beyond the frame counters: the scale's."""
-        warn = 1  # diagnostic_msgs WARN: degraded output
-        if self.meta is None:
-            return ()
-        if self.scale is None:
-            return () if self.meta.is_metric else ((warn, self._relative_warning()),)
-        if not self.scale.metric_now():
-            reason = self.scale.last_fit.reason or 'no fit yet'
-            return ((warn, f'scale_source {self.scale.config.source} has no scale ({reason}): '
-                     'publishing no depth or points until a fit succeeds'),)
-        return ()
+        return scale_problems(self.meta, self.scale)
 
     def diagnostic_status(self) -> DiagnosticStatus:
         """Return the status for the period since the last call."""
@@ -840,29 +764,9 @@ class DepthRuntime:
             level, message, frames_in, time.monotonic(), image_topic,
             self.node.count_publishers(image_topic) if image_topic else 0,
             info_topic if self.cfg['intrinsics'] == 'camera_info' else None)
-        info_age = self.health.camera_info_age(time.monotonic())
-        engine = str(getattr(self.backend, 'engine_path', '') or '')
-        status = DiagnosticStatus(name=f'{self.node.get_fully_qualified_name()}: depth',
-                                  hardware_id=self.backend.describe(), level=bytes([level]),
-                                  message=message)
-        values = [KeyValue(key='backend', value=self.backend.describe()),
-                  KeyValue(key='model', value=self.model_path),
-                  KeyValue(key='engine', value=engine),
-                  KeyValue(key='stalled_periods', value=str(self.judge.stalled)),
-                  KeyValue(key='output_mode', value=self.meta.output_mode),
-                  KeyValue(key='no_image_periods', value=str(self.health.quiet)),
-                  KeyValue(key='invalid_depth_periods', value=str(self.health.invalid)),
-                  KeyValue(key='camera_info_age_s',
-                           value='none' if info_age is None else f'{info_age:.3f}')]
-        if self.scale is not None:
-            values += [KeyValue(key=k, value=v) for k, v in self.scale.diagnostics().items()]
-        else:
-            values.append(KeyValue(key='scale_source', value='none'))
-        for key in sorted(snap):
-            value = snap[key]
-            values.append(KeyValue(key=key, value='nan' if math.isnan(value) else f'{value:g}'))
-        status.values = values
-        return status
+        return depth_status(self.node.get_fully_qualified_name(), level, message,
+                            self.backend, self.model_path, self.meta, self.judge, self.health,
+                            self.health.camera_info_age(time.monotonic()), self.scale, snap)
 
     def _publish_diagnostics(self) -> None:
         if self.pub_diag is None or self.backend is None:
