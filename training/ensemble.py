@@ -32,7 +32,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import torch
 from training import checkpoint as ckpt_io
 from training.losses import build_loss
-from training.trainer import average_metrics, evaluate_batches, SupervisedDepthTask
+from training.tasks import SupervisedDepthTask
+from training.validation import average_metrics, evaluate_batches
 
 ARCH = 'stacked_ensemble'
 

@@ -16,11 +16,13 @@ import torch
 import torch.distributed as dist
 from training.config import write_run_files
 from training.datasets import build_dataset
+from training.distributed import init_distributed, resolve_device, seed_everything
 from training.ensemble import build_ensemble_task, train_bases
 from training.losses import build_loss
+from training.model_config import build_model_from_config, resolve_init
 from training.selfsup import SelfSupervisedTask
-from training.trainer import (build_model_from_config, init_distributed, resolve_device,
-                              resolve_init, seed_everything, SupervisedDepthTask, Task, Trainer)
+from training.tasks import SupervisedDepthTask, Task
+from training.trainer import Trainer
 
 
 def _supervised(config: Mapping[str, Any]) -> Task:

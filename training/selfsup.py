@@ -31,7 +31,7 @@ from training.datasets.augment import normalize
 from training.datasets.base import STEREO_IMAGE as STEREO_KEY, STEREO_TX as STEREO_TX_KEY
 from training.losses import edge_aware_smoothness, photometric_error, reprojection_loss
 from training.networks.pose import build_pose_net, pair_transform
-from training.trainer import Task
+from training.tasks import Task
 
 
 # selfsup.pose_source: learnt, the dataset's (metric), or the dataset's refined by a network.

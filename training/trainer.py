@@ -3,13 +3,14 @@ The training loop, and the pieces it is built from.
 
 ``Trainer`` knows nothing about depth supervision: it runs a :class:`Task`, whose
 ``compute_loss(model, batch) -> (loss, logs)`` and ``predict(model, batch) -> depth``
-define the learning problem. ``training.run.TASKS`` maps the config's ``task`` to a builder:
-``supervised`` (:class:`SupervisedDepthTask`), ``selfsup`` (Monodepth2 from video,
-:mod:`training.selfsup`) and ``ensemble``; a new task is one entry there, a new loss one in
-``training.losses.LOSSES``, a dataset one in ``training.datasets.DATASETS`` and an encoder
-one in ``training.networks.ARCHITECTURES``. A task may train modules of its own besides the
-depth network (the pose network): they join the optimizer and the checkpoint
-(``task_modules``), while ``model`` in the checkpoint stays the depth network alone.
+define the learning problem (:mod:`training.tasks`). ``training.run.TASKS`` maps the
+config's ``task`` to a builder: ``supervised`` (:class:`.tasks.SupervisedDepthTask`),
+``selfsup`` (Monodepth2 from video, :mod:`training.selfsup`) and ``ensemble``; a new task
+is one entry there, a new loss one in ``training.losses.LOSSES``, a dataset one in
+``training.datasets.DATASETS`` and an encoder one in ``training.networks.ARCHITECTURES``.
+A task may train modules of its own besides the depth network (the pose network): they
+join the optimizer and the checkpoint (``task_modules``), while ``model`` in the
+checkpoint stays the depth network alone.
 
 What the loop does: AMP on CUDA (bf16 autocast where supported, else fp16 with a
 GradScaler); AdamW + OneCycleLR or Adam + StepLR; gradient clipping; a non-finite loss
@@ -20,26 +21,33 @@ position within the epoch, RNG and early-stopping state; the sampler and augment
 are functions of (seed, epoch, index), so a resumed run continues the same sequence);
 DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on CUDA; rank 0 logs and
 writes checkpoints). ``training.run.run_training(config, output_dir)`` wires it all from
-a config; it and the tasks registry sit above this module and the tasks, which import it.
+a config; it and the tasks registry sit above this module and the tasks. The pieces live
+beside it: :mod:`training.distributed` (devices, processes, seeds, the sampler),
+:mod:`training.train_logs`, :mod:`training.validation` and :mod:`training.model_config`
+(the network of a config, warm-started).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-import random
-import sys
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from training import checkpoint as ckpt_io
-from training.datasets.augment import normalize, PhotometricAugment
+from training.datasets.augment import PhotometricAugment
+from training.distributed import (EpochSampler, init_distributed, resolve_device,
+                                  seed_everything, seed_worker)
+# build_model_from_config, resolve_init and SupervisedDepthTask are re-exported for the
+# callers that know them from here.
+from training.model_config import build_model_from_config, resolve_init  # noqa: F401
+from training.tasks import SupervisedDepthTask, Task  # noqa: F401
+from training.train_logs import CSVLog, progress_enabled
+from training.validation import average_metrics, evaluate_batches, to_device
 
 LAST = 'last.pt'
 BEST = 'best.pt'
@@ -47,248 +55,6 @@ BEST = 'best.pt'
 
 class TrainingDivergedError(RuntimeError):
     """The loss (or the gradient norm) became NaN or infinite."""
-
-
-# -- tasks ------------------------------------------------------------------------------------
-class Task:
-    """What is learnt: the trainer calls these and nothing else of the problem."""
-
-    #: validation and evaluation rescale predictions by the median ratio (relative models)
-    median_scaling = False
-    #: neighbouring frames each sample must carry (sequence datasets)
-    frame_offsets: Tuple[int, ...] = ()
-    #: whether each sample must carry its stereo partner
-    stereo_pairs = False
-    #: batch keys holding images that get the same photometric jitter as ``image``
-    image_keys: Tuple[str, ...] = ('image',)
-    #: validation also reports the task's ``photometric`` loss term (its val set then
-    #: carries ``frame_offsets`` too): a score for data without ground-truth depth
-    validation_loss = False
-
-    def modules(self) -> Dict[str, torch.nn.Module]:
-        """Return the task's own trainable modules by name (none by default)."""
-        return {}
-
-    def attach(self, modules: Mapping[str, torch.nn.Module]) -> None:
-        """Receive the modules of :meth:`modules` as the trainer placed them (device, DDP)."""
-
-    def describe(self, meta):
-        """Return the ModelMeta of a model trained by this task (unchanged by default)."""
-        return meta
-
-    def compute_loss(self, model: torch.nn.Module,
-                     batch: Mapping[str, Any]) -> Tuple[torch.Tensor, Dict[str, float]]:
-        """Return (scalar loss, dict of floats to log)."""
-        raise NotImplementedError
-
-    def predict(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Return metric depth (N, 1, H, W) for the batch."""
-        raise NotImplementedError
-
-
-class SupervisedDepthTask(Task):
-    """Dense supervision: a loss between predicted and ground-truth metric depth."""
-
-    def __init__(self, loss: Callable, min_depth: float, max_depth: float,
-                 mean=None, std=None):
-        from mono_depth_ros.core.model_meta import IMAGENET_MEAN, IMAGENET_STD
-        self.loss = loss
-        self.min_depth, self.max_depth = float(min_depth), float(max_depth)
-        self.mean = tuple(mean or IMAGENET_MEAN)
-        self.std = tuple(std or IMAGENET_STD)
-
-    def inputs(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Return the ImageNet-normalised network input."""
-        return normalize(batch['image'], self.mean, self.std)
-
-    def compute_loss(self, model, batch):
-        """Average the loss over the network's scales, each upsampled to the target size."""
-        net = ckpt_io.unwrap(model)
-        x = self.inputs(batch)
-        if model is not net:
-            # DDP synchronises gradients through forward() only, so wrapped models train on
-            # their single-scale output.
-            outputs = [model(x)]
-        else:
-            outputs = net.forward_multiscale(x) if hasattr(net, 'forward_multiscale') \
-                else [model(x)]
-        target, mask = batch['depth'], batch['mask'] & (batch['depth'] >= self.min_depth) & \
-            (batch['depth'] <= self.max_depth)
-        total = 0.0
-        logs = {}
-        for i, raw in enumerate(outputs):
-            if raw.shape[-2:] != target.shape[-2:]:
-                raw = F.interpolate(raw, size=target.shape[-2:], mode='bilinear',
-                                    align_corners=False)
-            depth = net.to_depth(raw.float(), self.min_depth, self.max_depth)
-            value = self.loss(depth, target, mask)
-            logs[f'loss_s{i}'] = float(value.detach())
-            total = total + value
-        total = total / len(outputs)
-        return total, logs
-
-    @torch.no_grad()
-    def predict(self, model, batch):
-        """Return depth clamped to [min_depth, max_depth]."""
-        net = ckpt_io.unwrap(model)
-        raw = net(self.inputs(batch))
-        return net.to_depth(raw.float(), self.min_depth, self.max_depth).clamp(
-            self.min_depth, self.max_depth)
-
-
-# -- distributed and seeding ------------------------------------------------------------------
-class DistInfo:
-    """Rank and world size from the torchrun environment (1 process when absent)."""
-
-    def __init__(self):
-        self.world = int(os.environ.get('WORLD_SIZE', '1'))
-        self.rank = int(os.environ.get('RANK', '0'))
-        self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-
-    @property
-    def enabled(self) -> bool:
-        """Return True under torchrun with more than one process."""
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        """Return True on the process that logs and writes files."""
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
-    info = DistInfo()
-    if info.enabled and not dist.is_initialized():
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
-    return info
-
-
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for 'auto', 'cpu', 'cuda' or 'cuda:N' (LOCAL_RANK under DDP)."""
-    if name == 'auto':
-        name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda':
-        if not torch.cuda.is_available():
-            raise RuntimeError('device cuda requested but CUDA is not available')
-        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
-
-
-def seed_worker(worker_id: int) -> None:
-    """Seed a loader worker's python and numpy from its torch seed."""
-    seed = torch.initial_seed() % (2 ** 32)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-class EpochSampler(Sampler):
-    """
-    A permutation that is a function of (seed, epoch), sharded over ranks, resumable.
-
-    ``start`` skips the first samples of this rank's share, so a run resumed mid-epoch
-    sees exactly the batches the interrupted run had not reached.
-    """
-
-    def __init__(self, size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
-                 start: int = 0, shuffle: bool = True):
-        self.size, self.seed, self.epoch = size, seed, epoch
-        self.rank, self.world, self.start, self.shuffle = rank, world, start, shuffle
-        self.per_rank = math.ceil(size / world)
-
-    def _indices(self) -> List[int]:
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
-            order = torch.randperm(self.size, generator=gen).tolist()
-        else:
-            order = list(range(self.size))
-        order += order[:self.per_rank * self.world - self.size]  # equal shares, as DDP needs
-        return order[self.rank::self.world][self.start:]
-
-    def __iter__(self) -> Iterator[int]:
-        """Yield this rank's indices from ``start`` on."""
-        return iter(self._indices())
-
-    def __len__(self) -> int:
-        """Return the number of indices yielded."""
-        return max(0, self.per_rank - self.start)
-
-
-# -- logs -------------------------------------------------------------------------------------
-class CSVLog:
-    """Append rows to a CSV file; the header is fixed by the first row written."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fields: Optional[List[str]] = None
-        if os.path.isfile(path):
-            with open(path, 'r', encoding='utf-8', newline='') as handle:
-                header = handle.readline().strip()
-            self.fields = header.split(',') if header else None
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        """Append one row (keys not in the header are dropped)."""
-        new = self.fields is None
-        if new:
-            self.fields = list(row)
-        with open(self.path, 'a', encoding='utf-8', newline='') as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction='ignore')
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-
-def progress_enabled(setting) -> bool:
-    """Return whether to draw tqdm bars: 'auto' means on a terminal and not in CI."""
-    if isinstance(setting, bool):
-        return setting
-    if str(setting).lower() in ('true', 'false'):
-        return str(setting).lower() == 'true'
-    return sys.stderr.isatty() and not os.environ.get('CI')
-
-
-def average_metrics(rows: List[Optional[Mapping[str, float]]]) -> Dict[str, float]:
-    """Average per-image metric dicts, leaving out images without valid ground truth."""
-    from training import metrics
-    rows = [r for r in rows if r is not None]
-    return metrics.average_metrics(rows) if rows else {}
-
-
-def evaluate_batches(task: Task, model, loader, device, min_depth: float, max_depth: float,
-                     crop=None, median_scaling: bool = False):
-    """Yield (batch, prediction, per-image metric dicts) over a loader, model in eval mode."""
-    from training.metrics import compute_depth_metrics, NoValidPixelsError
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in loader:
-            batch = to_device(batch, device)
-            pred = task.predict(model, batch).float().cpu().numpy()
-            gt = batch['depth'].cpu().numpy()
-            rows = []
-            for i in range(pred.shape[0]):
-                try:
-                    rows.append(compute_depth_metrics(
-                        pred[i, 0], gt[i, 0], min_depth=min_depth, max_depth=max_depth,
-                        crop=crop, median_scaling=median_scaling))
-                except NoValidPixelsError:
-                    rows.append(None)  # no ground truth in range: the image cannot count
-            yield batch, pred, rows
-    finally:
-        model.train(was_training)
-
-
-def to_device(batch: Mapping[str, Any], device) -> Dict[str, Any]:
-    """Move the tensors of a batch to device (non-blocking from pinned memory)."""
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
-            for k, v in batch.items()}
 
 
 # -- the trainer ------------------------------------------------------------------------------
@@ -653,73 +419,3 @@ def _cpu_rng(state: Mapping[str, Any]) -> Dict[str, Any]:
     if 'cuda' in state:
         out['cuda'] = [s.cpu() for s in state['cuda']]
     return out
-
-
-# -- wiring from a config ---------------------------------------------------------------------
-def resolve_init(config: Mapping[str, Any]) -> Dict[str, Any]:
-    """
-    Return config with model.init_checkpoint and an empty model.arch resolved.
-
-    ``init_checkpoint: bundled`` is the node's bundled default model; with ``arch: ''`` the
-    architecture and its arguments come from the init model (a checkpoint's or an ONNX
-    export's metadata), ``model.args`` overriding single arguments (``freeze_encoder``).
-    """
-    import copy
-    config = copy.deepcopy(dict(config))
-    mcfg = config['model']
-    init = mcfg['init_checkpoint']
-    if init == 'bundled':
-        from mono_depth_ros.core.paths import package_file
-        from mono_depth_ros.ros.depth_node import BUNDLED_MODEL
-        init = mcfg['init_checkpoint'] = package_file('models', BUNDLED_MODEL)
-    bag = config['data']['rosbag']
-    fit_from_init = config['data']['dataset'] == 'rosbag' and bag['resize_mode'] == 'init'
-    if not mcfg['arch'] or fit_from_init:
-        if not init:
-            raise ValueError("model.arch '' or data.rosbag.resize_mode init means the init "
-                             "model's, but model.init_checkpoint is empty")
-        if init.lower().endswith('.onnx'):
-            from training.onnx_init import read_meta
-            meta = read_meta(init)
-        else:
-            from mono_depth_ros.core.model_meta import ModelMeta
-            meta = ModelMeta.from_dict(ckpt_io.load_checkpoint(init)['meta'])
-    if not mcfg['arch']:
-        from training.networks import rebuild_args
-        mcfg['arch'] = meta.arch
-        mcfg['args'] = {**rebuild_args(dict(meta.arch_args)), **dict(mcfg['args'] or {})}
-    if fit_from_init:
-        if meta.resize_mode not in ('stretch', 'crop'):
-            raise ValueError(f'the init model fits images by {meta.resize_mode}, which '
-                             'training cannot; set data.rosbag.resize_mode stretch or crop')
-        bag.update(resize_mode=meta.resize_mode, fit_aspect=float(meta.fit_aspect),
-                   crop_fraction=float(meta.crop_fraction))
-    return config
-
-
-def build_model_from_config(config: Mapping[str, Any]) -> torch.nn.Module:
-    """Build the configured network; warm-start it from model.init_checkpoint if set."""
-    from training.networks import build_model
-    mcfg = config['model']
-    model = build_model(mcfg['arch'], **dict(mcfg['args'] or {}))
-    init = mcfg['init_checkpoint']
-    if init and init.lower().endswith('.onnx'):
-        from training.onnx_init import load_onnx_weights, read_meta
-        meta = read_meta(init)
-        if meta.arch != mcfg['arch']:
-            raise ValueError(f'model.init_checkpoint {init} is a {meta.arch}, not the '
-                             f'configured {mcfg["arch"]}')
-        load_onnx_weights(model, init, meta.input_height, meta.input_width)
-    elif init:
-        ck = ckpt_io.load_checkpoint(init)
-        model.load_state_dict(ck['model'])
-    trainable = tuple(mcfg['trainable'] or ())
-    if trainable:
-        names = [name for name, _p in model.named_parameters()]
-        unknown = [t for t in trainable if not any(n.startswith(t) for n in names)]
-        if unknown:
-            raise ValueError(f'model.trainable names no parameter of {mcfg["arch"]}: '
-                             f'{", ".join(unknown)}')
-        for name, param in model.named_parameters():
-            param.requires_grad_(name.startswith(trainable))
-    return model
