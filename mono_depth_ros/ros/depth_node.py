@@ -180,6 +180,19 @@ class DepthRuntime:
             raise StartupError(str(exc)) from exc
         self.configured = True
 
+    def _output(self, kind, topic: str):
+        """Create an output publisher (REP 2003 QoS, qos_overrides) owned until deactivate."""
+        publisher = self.node.create_publisher(kind, topic, output_qos(),
+                                               qos_overriding_options=QOS_OVERRIDES)
+        self._entities.append((self.node.destroy_publisher, publisher))
+        return publisher
+
+    def _input(self, kind, topic: str, callback) -> None:
+        """Create a camera subscription (sensor-data QoS, qos_overrides) owned until deactivate."""
+        subscription = self.node.create_subscription(kind, topic, callback, input_qos(),
+                                                     qos_overriding_options=QOS_OVERRIDES)
+        self._entities.append((self.node.destroy_subscription, subscription))
+
     def activate(self) -> None:
         """Create the subscriptions, publishers and diagnostics timer; start the worker."""
         if not self.configured:
@@ -189,35 +202,17 @@ class DepthRuntime:
         node, cfg = self.node, self.cfg
         try:
             qos_in = input_qos()
-            self.pub_depth = node.create_publisher(Image, DEPTH_TOPIC, output_qos(),
-                                                   qos_overriding_options=QOS_OVERRIDES)
-            self._entities.append((node.destroy_publisher, self.pub_depth))
-            self.pub_info = node.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, output_qos(),
-                                                  qos_overriding_options=QOS_OVERRIDES)
-            self._entities.append((node.destroy_publisher, self.pub_info))
-            self.pub_colored = node.create_publisher(Image, COLORED_TOPIC, output_qos(),
-                                                     qos_overriding_options=QOS_OVERRIDES)
-            self._entities.append((node.destroy_publisher, self.pub_colored))
-            self.pub_points = node.create_publisher(PointCloud2, POINTS_TOPIC, output_qos(),
-                                                    qos_overriding_options=QOS_OVERRIDES)
-            self._entities.append((node.destroy_publisher, self.pub_points))
+            self.pub_depth = self._output(Image, DEPTH_TOPIC)
+            self.pub_info = self._output(CameraInfo, DEPTH_INFO_TOPIC)
+            self.pub_colored = self._output(Image, COLORED_TOPIC)
+            self.pub_points = self._output(PointCloud2, POINTS_TOPIC)
             if not self.meta.is_metric:
-                self.pub_relative = node.create_publisher(
-                    Image, RELATIVE_TOPIC, output_qos(), qos_overriding_options=QOS_OVERRIDES)
-                self._entities.append((node.destroy_publisher, self.pub_relative))
+                self.pub_relative = self._output(Image, RELATIVE_TOPIC)
             if cfg['input_transport'] == 'compressed':
-                image_sub = node.create_subscription(CompressedImage, 'image/compressed',
-                                                     self._on_image, input_qos(),
-                                                     qos_overriding_options=QOS_OVERRIDES)
+                self._input(CompressedImage, 'image/compressed', self._on_image)
             else:
-                image_sub = node.create_subscription(Image, 'image', self._on_image,
-                                                     input_qos(),
-                                                     qos_overriding_options=QOS_OVERRIDES)
-            self._entities.append((node.destroy_subscription, image_sub))
-            info_sub = node.create_subscription(CameraInfo, 'camera_info',
-                                                self._on_camera_info, input_qos(),
-                                                qos_overriding_options=QOS_OVERRIDES)
-            self._entities.append((node.destroy_subscription, info_sub))
+                self._input(Image, 'image', self._on_image)
+            self._input(CameraInfo, 'camera_info', self._on_camera_info)
         except Exception as exc:  # noqa: BLE001 - rclpy's refusals of a qos_overrides value
             self.deactivate()
             raise StartupError(f'qos_overrides: {shorten(exc)} (values: history keep_last or '
