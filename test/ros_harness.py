@@ -186,6 +186,21 @@ class Harness:
         self.node.destroy_node()
 
 
+def env_without(package, folder):
+    """
+    Return os.environ with ``package`` unimportable for child processes.
+
+    A package of that name whose import raises is put ahead of everything on PYTHONPATH under
+    ``folder``, as on a robot where it is not installed.
+    """
+    hide = folder / 'hide'
+    (hide / package).mkdir(parents=True)
+    (hide / package / '__init__.py').write_text('raise ImportError("hidden by the test")\n')
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([str(hide)] + [p for p in [env.get('PYTHONPATH')] if p])
+    return env
+
+
 def grey(value, h=24, w=32):
     """Return a uniform RGB image."""
     return np.full((h, w, 3), value, np.uint8)

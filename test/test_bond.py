@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from ros2_tools import toolchain_env
-from ros_harness import Process
+from ros_harness import env_without, Process
 
 pytestmark = [pytest.mark.ros, pytest.mark.ros2_tools]
 
@@ -81,13 +81,7 @@ def test_nav2_style_manager_forms_and_loses_the_bond(tmp_path):
 
 
 def test_without_bondpy_the_node_says_so_once_and_runs(tmp_path):
-    # A bondpy that cannot be imported, ahead of the real one on the path.
-    hide = tmp_path / 'hide'
-    (hide / 'bondpy').mkdir(parents=True)
-    (hide / 'bondpy' / '__init__.py').write_text('raise ImportError("hidden by the test")\n')
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(hide)] + [p for p in [env.get('PYTHONPATH')] if p])
+    env = env_without('bondpy', tmp_path)  # a robot without bondpy
     node = Process('depth_node_managed', ['-r', '__node:=no_bond'], str(tmp_path), env=env)
     try:
         end = time.monotonic() + 60.0

@@ -10,7 +10,6 @@ tf2_ros is not installed, is refused and counted as bad_transform.
 """
 
 import json
-import os
 from pathlib import Path
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from ros2_tools import toolchain_env
-from ros_harness import Harness, Process
+from ros_harness import env_without, Harness, Process
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, Range
 from test_scale_node import relative_model  # noqa: F401 - the module's fixture, reused
 
@@ -180,13 +179,7 @@ def test_lidar_points_through_tf2_give_the_camera_frame_scale(ros, tmp_path, kit
 
 def test_without_tf2_only_the_camera_frame_is_used(ros, tmp_path, kitti_scene):
     rgb, intrinsics, points, _, lidar_to_camera = kitti_scene
-    # A tf2_ros that cannot be imported, ahead of any real one on the path.
-    hide = tmp_path / 'hide'
-    (hide / 'tf2_ros').mkdir(parents=True)
-    (hide / 'tf2_ros' / '__init__.py').write_text('raise ImportError("hidden by the test")\n')
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(hide)] + [p for p in [env.get('PYTHONPATH')] if p])
+    env = env_without('tf2_ros', tmp_path)  # a robot without tf2_ros
     scene = Scene(tmp_path, 'tf_none', env)
     try:
         refused = scene.frames(rgb, intrinsics, points, LIDAR,
